@@ -1,0 +1,18 @@
+{
+  "targets": [
+    {
+      "target_name": "handover",
+      "defines": ["NAPI_VERSION=8"],
+      "conditions": [
+        ["OS!='win'", {
+          "sources": ["native/posix/sockets.cc"],
+          "cflags_cc": ["-std=c++17", "-Wall", "-Wextra"],
+          "xcode_settings": {
+            "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+            "MACOSX_DEPLOYMENT_TARGET": "10.15"
+          }
+        }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,89 @@
+import { spawn } from 'node:child_process'
+import { closeSync } from 'node:fs'
+import { Socket } from 'node:net'
+import type { BindSpec } from '../address.js'
+import { HandoverError } from '../errors.js'
+import { loadAddon, SOCK_DGRAM, SOCK_STREAM, type PosixAddon } from '../native.js'
+import { CONTROL_ENV } from '../protocol.js'
+import type { OsSocket, PlatformBackend, SpawnRequest, SpawnedChild, TransferEntry } from './types.js'
+
+/** The control channel sits at fd 3 in the child; the sockets follow it. */
+const CONTROL_FD = 3
+const FIRST_SOCKET_FD = 4
+
+export class PosixBackend implements PlatformBackend {
+  private readonly addon: PosixAddon = loadAddon<PosixAddon>()
+
+  bind(spec: BindSpec, backlog: number): OsSocket {
+    if (spec.kind === 'unix') return this.addon.bindUnix(spec.path, spec.abstract, backlog)
+    const kind = spec.transport === 'stream' ? SOCK_STREAM : SOCK_DGRAM
+    return this.addon.bindInet(kind, spec.family, spec.ip, spec.port, spec.v6only, backlog)
+  }
+
+  inspect(socket: OsSocket) {
+    return this.addon.inspect(socket)
+  }
+
+  close(socket: OsSocket): void {
+    try {
+      closeSync(socket)
+    } catch {
+      // Already closed: nothing is left to release.
+    }
+  }
+
+  adoptable(socket: OsSocket) {
+    return { fd: this.addon.duplicate(socket) }
+  }
+
+  spawn(request: SpawnRequest): SpawnedChild {
+    // Close-on-exec duplicates: libuv dup2()s them to their slots in the
+    // forked child, which clears the flag there and only there.
+    const copies: number[] = []
+    let child
+    try {
+      for (const s of request.sockets) copies.push(this.addon.duplicate(s.socket))
+      child = spawn(request.command, request.args, {
+        cwd: request.cwd,
+        env: { ...request.env, [CONTROL_ENV]: String(CONTROL_FD) },
+        stdio: ['inherit', 'inherit', 'inherit', 'pipe', ...copies],
+      })
+    } finally {
+      // uv_spawn has forked and exec'd (or failed) by now.
+      for (const fd of copies) this.close(fd)
+    }
+    if (process.platform === 'darwin') {
+      // libuv's posix_spawn path clears O_NONBLOCK on passed fds in the
+      // parent, and the flag lives in the shared open file description.
+      for (const s of request.sockets) this.addon.setNonBlocking(s.socket)
+    }
+    const transfer: TransferEntry[] = request.sockets.map((s, i) => ({
+      key: s.key,
+      network: s.network,
+      address: s.address,
+      fd: FIRST_SOCKET_FD + i,
+    }))
+    return { child, control: child.stdio[CONTROL_FD] as Socket, transfer }
+  }
+
+  receive(entry: TransferEntry): OsSocket {
+    const fd = entry.fd
+    if (!Number.isInteger(fd) || (fd as number) < FIRST_SOCKET_FD) {
+      throw new HandoverError('ERR_BAD_INHERITANCE', `the parent named no valid fd for ${entry.key}`)
+    }
+    return fd as number
+  }
+
+  openControl(fd: number): Socket {
+    let info
+    try {
+      info = this.addon.inspect(fd)
+    } catch (err) {
+      throw new HandoverError('ERR_BAD_INHERITANCE', `control channel fd ${fd} is not an open socket`, { cause: err })
+    }
+    if (info.family !== 'unix' || info.type !== 'stream') {
+      throw new HandoverError('ERR_BAD_INHERITANCE', `control channel fd ${fd} is not a unix stream socket`)
+    }
+    return new Socket({ fd, readable: true, writable: true })
+  }
+}

@@ -1,0 +1,66 @@
+import type { ChildProcess } from 'node:child_process'
+import type { Socket } from 'node:net'
+import type { BindSpec, Network } from '../address.js'
+import type { SocketInfo } from '../native.js'
+
+/** An OS socket: a file descriptor on POSIX, a SOCKET value on Windows. */
+export type OsSocket = number
+
+/** What `net.Server#listen()` and `dgram.Socket#bind()` accept. */
+export interface ListenTarget {
+  fd?: number
+  handle?: unknown
+}
+
+/** One socket as the control channel describes it to the next generation. */
+export interface TransferEntry {
+  key: string
+  network: Network
+  address: string
+  /** POSIX: the fd number the socket has in the child. */
+  fd?: number
+  /** Windows: the base64 WSAPROTOCOL_INFOW duplicated for the child. */
+  info?: string
+}
+
+export interface OutgoingSocket {
+  key: string
+  network: Network
+  address: string
+  socket: OsSocket
+}
+
+export interface SpawnRequest {
+  command: string
+  args: string[]
+  cwd: string
+  env: NodeJS.ProcessEnv
+  sockets: OutgoingSocket[]
+}
+
+export interface SpawnedChild {
+  child: ChildProcess
+  /** The parent's end of the control channel. */
+  control: Socket
+  /** What the hello message tells the child about each socket. */
+  transfer: TransferEntry[]
+}
+
+/**
+ * Everything that differs between operating systems. The rest of handover
+ * only talks to sockets through this.
+ */
+export interface PlatformBackend {
+  /** Creates, binds and (for streams) listens; the socket is not inheritable. */
+  bind(spec: BindSpec, backlog: number): OsSocket
+  inspect(socket: OsSocket): SocketInfo
+  close(socket: OsSocket): void
+  /** A new handle on the same socket, for one server to own and close. */
+  adoptable(socket: OsSocket): ListenTarget
+  /** Starts the next generation with the sockets and a control channel. */
+  spawn(request: SpawnRequest): SpawnedChild
+  /** Child side: takes ownership of a socket the parent described. */
+  receive(entry: TransferEntry): OsSocket
+  /** Child side: opens the control channel named by the environment. */
+  openControl(fd: number): Socket
+}

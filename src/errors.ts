@@ -1,0 +1,100 @@
+import { getSystemErrorName } from 'node:util'
+
+/** The codes handover itself gives its errors. System errors keep their errno name. */
+export type HandoverErrorCode =
+  | 'ERR_NOT_READY'
+  | 'ERR_PARENT_NOT_EXITED'
+  | 'ERR_UPGRADE_IN_PROGRESS'
+  | 'ERR_STOPPED'
+  | 'ERR_ALREADY_UPGRADED'
+  | 'ERR_CHILD_EXITED'
+  | 'ERR_UPGRADE_TIMEOUT'
+  | 'ERR_SPAWN_FAILED'
+  | 'ERR_PROTOCOL'
+  | 'ERR_INVALID_NETWORK'
+  | 'ERR_INVALID_ADDRESS'
+  | 'ERR_INVALID_OPTION'
+  | 'ERR_ALREADY_CREATED'
+  | 'ERR_BAD_INHERITANCE'
+  | 'ERR_ABORTED'
+  | 'ERR_TIMEOUT'
+  | 'ERR_UNSUPPORTED'
+  | 'ERR_NATIVE_ADDON'
+
+export interface HandoverErrorDetails {
+  cause?: unknown
+  /** ERR_CHILD_EXITED: the child's exit code, or null if a signal ended it. */
+  exitCode?: number | null
+  /** ERR_CHILD_EXITED: the signal that ended the child, or null. */
+  signal?: NodeJS.Signals | null
+  /** The child's pid, for errors about a child. */
+  pid?: number
+  /** System errors: the address the failing call was about. */
+  address?: string
+  errno?: number
+  syscall?: string
+}
+
+/**
+ * Every error handover throws or rejects with. `code` is stable: one of
+ * HandoverErrorCode, or an errno name (EADDRINUSE, EACCES, ...) for a failed
+ * system call, in which case `errno`, `syscall` and `address` are set too.
+ */
+export class HandoverError extends Error {
+  readonly code: HandoverErrorCode | (string & {})
+  readonly exitCode?: number | null
+  readonly signal?: NodeJS.Signals | null
+  readonly pid?: number
+  readonly address?: string
+  readonly errno?: number
+  readonly syscall?: string
+
+  constructor(code: HandoverErrorCode | (string & {}), message: string, details: HandoverErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause })
+    this.name = 'HandoverError'
+    this.code = code
+    for (const key of ['exitCode', 'signal', 'pid', 'address', 'errno', 'syscall'] as const) {
+      if (details[key] !== undefined) Object.defineProperty(this, key, { value: details[key], enumerable: true })
+    }
+  }
+}
+
+/**
+ * Turns an error thrown by the addon (which carries a positive, OS-native
+ * `errno` and a `syscall`) into a HandoverError named after the errno, with
+ * the address in the message.
+ */
+export function systemError(err: unknown, address: string): HandoverError {
+  const raw = err as { errno?: unknown; syscall?: unknown; message?: string }
+  if (typeof raw?.errno !== 'number') {
+    return new HandoverError('ERR_NATIVE_ADDON', `${raw?.message ?? String(err)} (${address})`, { cause: err })
+  }
+  const errno = raw.errno
+  const syscall = typeof raw.syscall === 'string' ? raw.syscall : 'socket'
+  let code: string
+  try {
+    code = getSystemErrorName(-errno)
+  } catch {
+    code = `E${errno}`
+  }
+  const reason = DESCRIPTIONS[code] ?? `error ${errno}`
+  return new HandoverError(code, `${syscall} ${code}: ${reason} ${address}`, { errno, syscall, address })
+}
+
+const DESCRIPTIONS: Record<string, string> = {
+  EADDRINUSE: 'address already in use',
+  EADDRNOTAVAIL: 'address not available',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENAMETOOLONG: 'unix socket path too long',
+  EEXIST: 'a file that is not a socket is in the way at',
+  ENOENT: 'no such file or directory',
+  EAFNOSUPPORT: 'address family not supported',
+  EBADF: 'bad file descriptor',
+  ENOTSOCK: 'not a socket',
+  EMFILE: 'too many open files',
+}
+
+export function isHandoverError(err: unknown, code?: string): err is HandoverError {
+  return err instanceof HandoverError && (code === undefined || err.code === code)
+}

@@ -1,0 +1,6 @@
+export { Upgrader } from './upgrader.js'
+export type { UpgraderOptions, UpgradeResult, WaitOptions } from './upgrader.js'
+export { Listener } from './listeners.js'
+export { HandoverError, isHandoverError } from './errors.js'
+export type { HandoverErrorCode, HandoverErrorDetails } from './errors.js'
+export type { Network, StreamNetwork, PacketNetwork } from './address.js'

@@ -1,0 +1,210 @@
+import { lstatSync, unlinkSync } from 'node:fs'
+import { constants } from 'node:os'
+import { formatInet, parseAddress, type BindSpec, type Network } from './address.js'
+import type { ListenTarget, OsSocket, OutgoingSocket, PlatformBackend, TransferEntry } from './backend/types.js'
+import { HandoverError, systemError } from './errors.js'
+import type { SocketInfo } from './native.js'
+
+const BACKLOG = 511
+
+/**
+ * A listening socket, ready for one server: `server.listen(listener)` for
+ * net/http/https servers, `socket.bind(listener)` for dgram. Each Listener
+ * carries its own handle, which the server that adopts it owns and closes;
+ * handover keeps its own handle to pass on at the next upgrade.
+ */
+export class Listener implements ListenTarget {
+  /** The network asked for: tcp, tcp4, tcp6, unix, udp, udp4 or udp6. */
+  readonly network: Network
+  /** The bound address, port resolved: `[::]:8080`, `127.0.0.1:5353`, `/run/app.sock`, `@name`. */
+  readonly address: string
+  /** The port, for inet sockets. */
+  readonly port?: number
+  /** The unix socket path (or abstract name, without `@`), for unix sockets. */
+  readonly path?: string
+  /** For dgram: the socket type to pass to `dgram.createSocket()`. */
+  readonly socketType?: 'udp4' | 'udp6'
+  /** True if the socket came from the previous generation. */
+  readonly inherited: boolean
+  /** POSIX: a close-on-exec duplicate of the socket's fd. */
+  readonly fd?: number
+  /** Windows: a libuv TCP handle wrapping the socket. */
+  readonly handle?: unknown
+
+  constructor(init: { network: Network; address: string; port?: number; path?: string; socketType?: 'udp4' | 'udp6'; inherited: boolean; target: ListenTarget }) {
+    this.network = init.network
+    this.address = init.address
+    this.port = init.port
+    this.path = init.path
+    this.socketType = init.socketType
+    this.inherited = init.inherited
+    if (init.target.fd !== undefined) this.fd = init.target.fd
+    if (init.target.handle !== undefined) this.handle = init.target.handle
+  }
+}
+
+interface Held {
+  spec: BindSpec
+  socket: OsSocket
+  info: SocketInfo
+  inherited: boolean
+  /** Unix paths: the file this generation may remove on final shutdown. */
+  file?: { dev: number; ino: number }
+}
+
+/** The sockets this process holds, by key (tableflip's fds). */
+export class SocketTable {
+  private readonly held = new Map<string, Held>()
+  private readonly inherited = new Map<string, TransferEntry>()
+
+  constructor(private readonly backend: PlatformBackend, private readonly cwd: string, inherited: TransferEntry[] = []) {
+    for (const entry of inherited) this.inherited.set(entry.key, entry)
+  }
+
+  listen(network: string, address: string, packet: boolean): Listener {
+    const spec = parseAddress(network, address, packet, this.cwd)
+    let held = this.held.get(spec.key)
+    if (!held) {
+      held = (!isPortZero(spec) && this.claimInherited(spec)) || this.bindFresh(spec)
+      this.held.set(spec.key, held)
+    }
+    return this.listenerFor(held)
+  }
+
+  /** Sockets to pass on: everything held except port 0, which no child could ask for again. */
+  outgoing(): OutgoingSocket[] {
+    const out: OutgoingSocket[] = []
+    for (const [key, h] of this.held) {
+      if (isPortZero(h.spec)) continue
+      out.push({ key, network: h.spec.network, address: describe(h), socket: h.socket })
+    }
+    return out
+  }
+
+  /** At ready(): inherited sockets nobody asked for are closed. */
+  closeUnclaimed(): void {
+    for (const entry of this.inherited.values()) {
+      try {
+        this.backend.close(this.backend.receive(entry))
+      } catch {
+        // A malformed entry owns nothing we could close.
+      }
+    }
+    this.inherited.clear()
+  }
+
+  /**
+   * Closes handover's own handles. With `removeFiles`, also removes the unix
+   * socket files this process bound or adopted, if they are still the same
+   * files: only the last generation does that.
+   */
+  closeAll(removeFiles: boolean): void {
+    this.closeUnclaimed()
+    for (const h of this.held.values()) {
+      this.backend.close(h.socket)
+      if (removeFiles && h.file && h.spec.kind === 'unix') {
+        try {
+          const st = lstatSync(h.spec.path)
+          if (st.isSocket() && st.dev === h.file.dev && st.ino === h.file.ino) unlinkSync(h.spec.path)
+        } catch {
+          // Already gone, or replaced by something that is not ours.
+        }
+      }
+    }
+    this.held.clear()
+  }
+
+  private claimInherited(spec: BindSpec): Held | undefined {
+    const entry = this.inherited.get(spec.key)
+    if (!entry) return undefined
+    this.inherited.delete(spec.key)
+    const socket = this.backend.receive(entry)
+    let info: SocketInfo
+    try {
+      info = this.backend.inspect(socket)
+    } catch (err) {
+      throw new HandoverError('ERR_BAD_INHERITANCE', `inherited socket for ${spec.key} is not an open socket`, { cause: err })
+    }
+    const problem = mismatch(spec, info)
+    if (problem) {
+      this.backend.close(socket)
+      throw new HandoverError('ERR_BAD_INHERITANCE', `inherited socket for ${spec.key} ${problem}`)
+    }
+    return { spec, socket, info, inherited: true, file: fileIdentity(spec) }
+  }
+
+  private bindFresh(spec: BindSpec): Held {
+    let socket: OsSocket
+    try {
+      socket = this.backend.bind(spec, BACKLOG)
+    } catch (err) {
+      const code = (err as { errno?: number }).errno
+      if (spec.kind === 'inet' && spec.dualStack && isNoIPv6(code)) {
+        return this.bindFresh({ ...spec, family: 4, ip: '0.0.0.0', v6only: false, dualStack: false })
+      }
+      throw systemError(err, `${spec.network} ${spec.requested}`)
+    }
+    try {
+      return { spec, socket, info: this.backend.inspect(socket), inherited: false, file: fileIdentity(spec) }
+    } catch (err) {
+      this.backend.close(socket)
+      throw systemError(err, `${spec.network} ${spec.requested}`)
+    }
+  }
+
+  private listenerFor(h: Held): Listener {
+    let target: ListenTarget
+    try {
+      target = this.backend.adoptable(h.socket)
+    } catch (err) {
+      throw systemError(err, `${h.spec.network} ${h.spec.requested}`)
+    }
+    const inet = h.spec.kind === 'inet'
+    return new Listener({
+      network: h.spec.network,
+      address: describe(h),
+      port: inet ? h.info.port : undefined,
+      path: h.spec.kind === 'unix' ? h.spec.path : undefined,
+      socketType: h.spec.kind === 'inet' && h.spec.transport === 'dgram' ? (h.info.family === 'inet6' ? 'udp6' : 'udp4') : undefined,
+      inherited: h.inherited,
+      target,
+    })
+  }
+}
+
+function isPortZero(spec: BindSpec): boolean {
+  return spec.kind === 'inet' && spec.port === 0
+}
+
+function describe(h: Held): string {
+  if (h.spec.kind === 'unix') return h.spec.abstract ? `@${h.spec.path}` : h.spec.path
+  return formatInet(h.info.address ?? h.spec.ip, h.info.port ?? h.spec.port)
+}
+
+/** A host without (usable) IPv6 refuses the dual-stack wildcard this way. */
+function isNoIPv6(errno: number | undefined): boolean {
+  return errno === constants.errno.EAFNOSUPPORT || errno === constants.errno.EADDRNOTAVAIL
+}
+
+function mismatch(spec: BindSpec, info: SocketInfo): string | undefined {
+  if (spec.kind === 'unix') {
+    if (info.family !== 'unix') return `is ${info.family}, not a unix socket`
+    if (info.type !== 'stream' || !info.listening) return 'is not a listening unix stream socket'
+    return undefined
+  }
+  if (info.family !== 'inet4' && info.family !== 'inet6') return `is ${info.family}, not an inet socket`
+  if (info.type !== spec.transport) return `is a ${info.type} socket, not ${spec.transport}`
+  if (spec.transport === 'stream' && !info.listening) return 'is not listening'
+  if (info.port !== spec.port) return `is bound to port ${info.port}, not ${spec.port}`
+  return undefined
+}
+
+function fileIdentity(spec: BindSpec): { dev: number; ino: number } | undefined {
+  if (spec.kind !== 'unix' || spec.abstract) return undefined
+  try {
+    const st = lstatSync(spec.path)
+    return st.isSocket() ? { dev: st.dev, ino: st.ino } : undefined
+  } catch {
+    return undefined
+  }
+}

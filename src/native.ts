@@ -1,0 +1,47 @@
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+import { HandoverError } from './errors.js'
+
+/** What getsockname, SO_TYPE and SO_ACCEPTCONN say about a socket. */
+export interface SocketInfo {
+  family: 'inet4' | 'inet6' | 'unix' | 'other'
+  type: 'stream' | 'dgram' | 'seqpacket' | 'other'
+  listening: boolean
+  address?: string
+  port?: number
+  v6only?: boolean
+  path?: string
+  abstract?: boolean
+}
+
+export const SOCK_STREAM = 1
+export const SOCK_DGRAM = 2
+
+export interface PosixAddon {
+  bindInet(kind: number, family: 4 | 6, ip: string, port: number, v6only: boolean, backlog: number): number
+  bindUnix(path: string, abstract: boolean, backlog: number): number
+  duplicate(fd: number): number
+  inspect(fd: number): SocketInfo
+  setNonBlocking(fd: number): void
+}
+
+let addon: unknown
+
+/** Loads the addon on first use, so importing handover never fails on its own. */
+export function loadAddon<T = PosixAddon>(): T {
+  if (addon === undefined) {
+    const root = fileURLToPath(new URL('..', import.meta.url))
+    try {
+      const require = createRequire(import.meta.url)
+      const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown
+      addon = nodeGypBuild(root)
+    } catch (err) {
+      throw new HandoverError(
+        'ERR_NATIVE_ADDON',
+        `handover's native addon could not be loaded from ${root} (run npm install, or npm run build:native)`,
+        { cause: err },
+      )
+    }
+  }
+  return addon as T
+}

@@ -1,0 +1,64 @@
+import type { PlatformBackend, TransferEntry } from './backend/types.js'
+import { HandoverError } from './errors.js'
+import { ControlChannel, type HelloMessage, type Message } from './protocol.js'
+
+/** The link a new generation keeps to the process that started it. */
+export class ParentLink {
+  private exitedFlag = false
+  /** Resolves when the parent has exited (EOF on the control channel). */
+  readonly exited: Promise<void>
+
+  private constructor(
+    private readonly channel: ControlChannel,
+    readonly parentPid: number,
+    readonly sockets: TransferEntry[],
+  ) {
+    this.exited = new Promise((resolve) => {
+      const done = (): void => {
+        this.exitedFlag = true
+        resolve()
+      }
+      if (channel.closed) done()
+      else channel.once('close', done)
+    })
+    // Anything the parent says after hello is a protocol error we can only ignore.
+    channel.on('error', () => {})
+    channel.unref()
+  }
+
+  get hasExited(): boolean {
+    return this.exitedFlag
+  }
+
+  /**
+   * Opens the inherited control channel and waits for the parent's hello.
+   * Everything that can be wrong with it is ERR_BAD_INHERITANCE.
+   */
+  static async connect(backend: PlatformBackend, controlFd: number, timeout: number): Promise<ParentLink> {
+    const channel = new ControlChannel(backend.openControl(controlFd))
+    let timer: NodeJS.Timeout | undefined
+    try {
+      const hello = await new Promise<HelloMessage>((resolve, reject) => {
+        const bad = (why: string, cause?: unknown): void =>
+          reject(new HandoverError('ERR_BAD_INHERITANCE', `bad control channel from the parent: ${why}`, { cause }))
+        channel.on('message', (m: Message) => (m.type === 'hello' ? resolve(m) : bad(`expected hello, got ${m.type}`)))
+        channel.on('error', (err: Error) => bad(err.message, err))
+        channel.once('close', () => bad('it closed before the parent said hello'))
+        timer = setTimeout(() => bad(`no hello within ${timeout} ms`), timeout)
+      })
+      channel.removeAllListeners()
+      return new ParentLink(channel, hello.parentPid, hello.sockets)
+    } catch (err) {
+      channel.removeAllListeners()
+      channel.destroy()
+      throw err
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Tells the parent to hand over; a parent that has already gone is fine. */
+  sendReady(): Promise<void> {
+    return this.channel.send({ type: 'ready', pid: process.pid })
+  }
+}

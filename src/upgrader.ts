@@ -1,0 +1,281 @@
+import { resolve } from 'node:path'
+import { platformBackend } from './backend/index.js'
+import type { PlatformBackend } from './backend/types.js'
+import type { PacketNetwork, StreamNetwork } from './address.js'
+import { startChild, type ReadyChild } from './child.js'
+import { HandoverError } from './errors.js'
+import { Listener, SocketTable } from './listeners.js'
+import { ParentLink } from './parent.js'
+import { removeOwnPidFile, writePidFile } from './pidfile.js'
+import { inheritedControlFd } from './protocol.js'
+
+export interface UpgraderOptions {
+  /** Milliseconds the next generation has to call ready(). Default 60 000. */
+  upgradeTimeout?: number
+  /** Written atomically with this process's pid on ready(). */
+  pidFile?: string
+  /** How the next generation is started; each defaults to this process's own. */
+  command?: string
+  args?: string[]
+  cwd?: string
+  /** Default: process.env as it is when upgrade() is called. */
+  env?: NodeJS.ProcessEnv
+  /** Milliseconds create() waits for the parent's hello in a new generation. Default 10 000. */
+  parentTimeout?: number
+}
+
+export interface UpgradeResult {
+  /** The pid of the new generation, which is now serving. */
+  pid: number
+}
+
+export interface WaitOptions {
+  signal?: AbortSignal
+  /** Milliseconds; rejects with ERR_TIMEOUT when they run out. */
+  timeout?: number
+}
+
+interface Resolved {
+  upgradeTimeout: number
+  pidFile?: string
+  command: string
+  args: string[]
+  cwd: string
+  env?: NodeJS.ProcessEnv
+  parentTimeout: number
+}
+
+let created = false
+
+/**
+ * Hands this server's listening sockets to a new copy of itself. One per
+ * process: create() it first thing, listen() through it, then ready().
+ */
+export class Upgrader {
+  private readyPromise?: Promise<void>
+  private isReady = false
+  private upgrading?: Promise<UpgradeResult>
+  private successor?: ReadyChild
+  private stopped = false
+  private readonly stopController = new AbortController()
+  private resolveExit!: () => void
+  private readonly exitPromise = new Promise<void>((resolve) => (this.resolveExit = resolve))
+
+  private constructor(
+    private readonly options: Resolved,
+    private readonly backend: PlatformBackend,
+    private readonly table: SocketTable,
+    private readonly parent?: ParentLink,
+  ) {}
+
+  static async create(options: UpgraderOptions = {}): Promise<Upgrader> {
+    if (created) throw new HandoverError('ERR_ALREADY_CREATED', 'Upgrader.create() was already called in this process')
+    created = true
+    try {
+      const resolved = resolveOptions(options)
+      const backend = platformBackend()
+      const controlFd = inheritedControlFd()
+      const parent = controlFd === undefined ? undefined : await ParentLink.connect(backend, controlFd, resolved.parentTimeout)
+      const table = new SocketTable(backend, resolved.cwd, parent?.sockets)
+      return new Upgrader(resolved, backend, table, parent)
+    } catch (err) {
+      created = false
+      throw err
+    }
+  }
+
+  /** True if this process was started by upgrade(). */
+  get hasParent(): boolean {
+    return this.parent !== undefined
+  }
+
+  /**
+   * A listening stream socket for `tcp`, `tcp4`, `tcp6` or `unix`: inherited
+   * from the parent when it has one at the same address, bound afresh
+   * otherwise. Pass it to `server.listen(listener)`.
+   */
+  listen(network: StreamNetwork, address: string): Listener {
+    this.assertUsable('listen')
+    return this.table.listen(network, address, false)
+  }
+
+  /** A bound datagram socket for `udp`, `udp4` or `udp6`. Pass it to `socket.bind(listener)`. */
+  listenPacket(network: PacketNetwork, address: string): Listener {
+    this.assertUsable('listenPacket')
+    return this.table.listen(network, address, true)
+  }
+
+  /**
+   * Says this process is serving: closes inherited sockets nobody asked for,
+   * writes the pid file, and tells the parent (if any) to hand over. Call it
+   * once every server is listening. Later calls return the same promise.
+   */
+  ready(): Promise<void> {
+    if (this.stopped) return Promise.reject(stoppedError())
+    this.readyPromise ??= (async () => {
+      this.table.closeUnclaimed()
+      if (this.options.pidFile !== undefined) await writePidFile(this.options.pidFile)
+      this.isReady = true
+      await this.parent?.sendReady()
+    })()
+    return this.readyPromise
+  }
+
+  /**
+   * Starts the next generation and resolves with its pid once it is ready;
+   * exit() resolves at the same moment. On failure the new process has been
+   * killed, this one keeps serving, and a later upgrade() may try again.
+   */
+  upgrade(options: { signal?: AbortSignal } = {}): Promise<UpgradeResult> {
+    if (this.stopped) return Promise.reject(stoppedError())
+    if (this.successor) {
+      return Promise.reject(new HandoverError('ERR_ALREADY_UPGRADED', `already handed over to process ${this.successor.pid}`))
+    }
+    if (this.upgrading) return Promise.reject(new HandoverError('ERR_UPGRADE_IN_PROGRESS', 'an upgrade is already in progress'))
+    if (!this.isReady) return Promise.reject(new HandoverError('ERR_NOT_READY', 'call ready() before upgrade()'))
+    if (this.parent && !this.parent.hasExited) {
+      return Promise.reject(new HandoverError(
+        'ERR_PARENT_NOT_EXITED',
+        `the previous process ${this.parent.parentPid} has not exited yet; await waitForParent() first`,
+      ))
+    }
+    const signal = options.signal ? eitherSignal(this.stopController.signal, options.signal) : this.stopController.signal
+    this.upgrading = this.runUpgrade(signal).finally(() => {
+      this.upgrading = undefined
+    })
+    return this.upgrading
+  }
+
+  /** Resolves when this process should stop serving: a successor is ready, or stop() was called. */
+  exit(): Promise<void> {
+    return this.exitPromise
+  }
+
+  /**
+   * Refuses further upgrades and kills a starting child. Without a
+   * successor, also closes handover's sockets, removes the unix socket files
+   * and the pid file: this generation is the last. Servers are yours to close.
+   */
+  stop(): void {
+    if (this.stopped) return
+    this.stopped = true
+    this.stopController.abort(stoppedError())
+    if (!this.successor) {
+      this.table.closeAll(true)
+      if (this.options.pidFile !== undefined) removeOwnPidFile(this.options.pidFile)
+    }
+    this.resolveExit()
+  }
+
+  /** Resolves once the parent process has exited; at once if there is none. */
+  waitForParent(options: WaitOptions = {}): Promise<void> {
+    if (!this.parent || this.parent.hasExited) return Promise.resolve()
+    return withDeadline(this.parent.exited, options, 'the parent to exit')
+  }
+
+  private async runUpgrade(signal: AbortSignal): Promise<UpgradeResult> {
+    const o = this.options
+    const child = await startChild({
+      backend: this.backend,
+      command: o.command,
+      args: o.args,
+      cwd: o.cwd,
+      env: o.env ?? process.env,
+      sockets: this.table.outgoing(),
+      timeout: o.upgradeTimeout,
+      signal,
+    })
+    this.successor = child
+    // The child holds its own copies now; the servers keep theirs until closed.
+    this.table.closeAll(false)
+    this.resolveExit()
+    return { pid: child.pid }
+  }
+
+  private assertUsable(method: string): void {
+    if (this.stopped) throw stoppedError()
+    if (this.successor) {
+      throw new HandoverError('ERR_ALREADY_UPGRADED', `${method}() after the hand-off to process ${this.successor.pid}`)
+    }
+  }
+}
+
+function stoppedError(): HandoverError {
+  return new HandoverError('ERR_STOPPED', 'the upgrader was stopped')
+}
+
+/**
+ * Aborts when stop() or the caller's signal does; the caller's reason
+ * becomes ERR_ABORTED. (AbortSignal.any needs Node 20.3.)
+ */
+function eitherSignal(stop: AbortSignal, caller: AbortSignal): AbortSignal {
+  const controller = new AbortController()
+  const fromCaller = (): void => controller.abort(new HandoverError('ERR_ABORTED', 'the upgrade was aborted', { cause: caller.reason }))
+  const fromStop = (): void => controller.abort(stop.reason)
+  if (caller.aborted) fromCaller()
+  else if (stop.aborted) fromStop()
+  else {
+    caller.addEventListener('abort', fromCaller, { once: true })
+    stop.addEventListener('abort', fromStop, { once: true })
+    controller.signal.addEventListener('abort', () => {
+      caller.removeEventListener('abort', fromCaller)
+      stop.removeEventListener('abort', fromStop)
+    }, { once: true })
+  }
+  return controller.signal
+}
+
+/** Races a promise against an optional timeout and abort signal. */
+export function withDeadline<T>(promise: Promise<T>, options: WaitOptions, what: string): Promise<T> {
+  const { signal, timeout } = options
+  if (timeout !== undefined && !(Number.isFinite(timeout) && timeout >= 0)) {
+    return Promise.reject(new HandoverError('ERR_INVALID_OPTION', `timeout must be a non-negative number of ms, not ${String(timeout)}`))
+  }
+  if (signal?.aborted) return Promise.reject(new HandoverError('ERR_ABORTED', `stopped waiting for ${what}`, { cause: signal.reason }))
+  return new Promise<T>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined
+    const onAbort = (): void => finish(() => reject(new HandoverError('ERR_ABORTED', `stopped waiting for ${what}`, { cause: signal?.reason })))
+    const finish = (settle: () => void): void => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+      settle()
+    }
+    if (timeout !== undefined) {
+      timer = setTimeout(() => finish(() => reject(new HandoverError('ERR_TIMEOUT', `timed out after ${timeout} ms waiting for ${what}`))), timeout)
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    promise.then((v) => finish(() => resolve(v)), (e) => finish(() => reject(e)))
+  })
+}
+
+function resolveOptions(o: UpgraderOptions): Resolved {
+  if (typeof o !== 'object' || o === null) throw invalidOption('options', o, 'an object')
+  const positive = (name: string, v: unknown, dflt: number): number => {
+    if (v === undefined) return dflt
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw invalidOption(name, v, 'a positive number of ms')
+    return v
+  }
+  const string = (name: string, v: unknown): string | undefined => {
+    if (v === undefined) return undefined
+    if (typeof v !== 'string' || v === '') throw invalidOption(name, v, 'a non-empty string')
+    return v
+  }
+  if (o.args !== undefined && !(Array.isArray(o.args) && o.args.every((a) => typeof a === 'string'))) {
+    throw invalidOption('args', o.args, 'an array of strings')
+  }
+  if (o.env !== undefined && (typeof o.env !== 'object' || o.env === null)) throw invalidOption('env', o.env, 'an object')
+  const cwd = string('cwd', o.cwd) ?? process.cwd()
+  return {
+    upgradeTimeout: positive('upgradeTimeout', o.upgradeTimeout, 60_000),
+    parentTimeout: positive('parentTimeout', o.parentTimeout, 10_000),
+    pidFile: o.pidFile === undefined ? undefined : resolve(cwd, string('pidFile', o.pidFile) as string),
+    command: string('command', o.command) ?? process.execPath,
+    args: o.args ?? [...process.execArgv, ...process.argv.slice(1)],
+    cwd,
+    env: o.env,
+  }
+}
+
+function invalidOption(name: string, value: unknown, expected: string): HandoverError {
+  return new HandoverError('ERR_INVALID_OPTION', `option ${name} must be ${expected}, not ${JSON.stringify(value) ?? String(value)}`)
+}
