@@ -94,6 +94,7 @@ export function parseAddress(network: string, address: string, packet: boolean, 
   const only = network.endsWith('4') ? 4 : network.endsWith('6') ? 6 : 0
   const { host: rawHost, port } = splitHostPort(network, address)
   let host = rawHost
+  if (host.includes('%')) throw invalid(network, address, 'IPv6 zones are not supported')
   if (host === 'localhost') host = only === 6 ? '::1' : '127.0.0.1'
   const mapped = MAPPED_V4.exec(host)
   if (mapped && only !== 6) host = mapped[1]
@@ -121,7 +122,6 @@ export function parseAddress(network: string, address: string, packet: boolean, 
     return spec(4, host, false, false, `${base}4`)
   }
   if (isIPv6(host)) {
-    if (host.includes('%')) throw invalid(network, address, 'IPv6 zones are not supported')
     if (only === 4) throw invalid(network, address, `${network} takes an IPv4 address`)
     return spec(6, canonicalIPv6(host), true, false, `${base}6`)
   }

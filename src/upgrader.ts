@@ -69,10 +69,10 @@ export class Upgrader {
   ) {}
 
   static async create(options: UpgraderOptions = {}): Promise<Upgrader> {
+    const resolved = resolveOptions(options)
     if (created) throw new HandoverError('ERR_ALREADY_CREATED', 'Upgrader.create() was already called in this process')
     created = true
     try {
-      const resolved = resolveOptions(options)
       const backend = platformBackend()
       const controlFd = inheritedControlFd()
       const parent = controlFd === undefined ? undefined : await ParentLink.connect(backend, controlFd, resolved.parentTimeout)

@@ -1,0 +1,171 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { createInterface } from 'node:readline'
+
+export const FIXTURE = fileURLToPath(new URL('../fixtures/server.mjs', import.meta.url))
+
+export interface FixtureEvent {
+  event: string
+  pid: number
+  [field: string]: unknown
+}
+
+/** Alive and not a zombie: PID 1 here does not always reap re-parented children. */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+  } catch {
+    return false
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z'
+  } catch {
+    return false
+  }
+}
+
+export async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+/** The targets of a process's open fds, e.g. `socket:[1234]`. */
+export function openFds(pid: number): string[] {
+  const dir = `/proc/${pid}/fd`
+  return readdirSync(dir).map((fd) => {
+    try {
+      return `${fd} -> ${readlinkSync(`${dir}/${fd}`)}`
+    } catch {
+      return `${fd} -> ?`
+    }
+  })
+}
+
+/**
+ * A fixture server and every generation it upgrades into. All generations
+ * share one stdout pipe, so events from each arrive here in order.
+ */
+export class Fixture {
+  readonly events: FixtureEvent[] = []
+  readonly pids = new Set<number>()
+  readonly stderr: string[] = []
+  private waiters: Array<() => void> = []
+  readonly process: ChildProcess
+  /** The pid of the generation that is serving now. */
+  current = 0
+
+  private constructor(env: Record<string, string>, script: string) {
+    this.process = spawn(process.execPath, [script], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    createInterface({ input: this.process.stdout! }).on('line', (line) => {
+      let event: FixtureEvent
+      try {
+        event = JSON.parse(line) as FixtureEvent
+      } catch {
+        this.stderr.push(`stdout: ${line}`)
+        return
+      }
+      this.events.push(event)
+      this.pids.add(event.pid)
+      if (event.event === 'ready') this.current = event.pid
+      for (const wake of this.waiters.splice(0)) wake()
+    })
+    createInterface({ input: this.process.stderr! }).on('line', (line) => this.stderr.push(line))
+  }
+
+  static async start(env: Record<string, string>, options: { script?: string; waitFor?: string } = {}): Promise<Fixture> {
+    const fixture = new Fixture(env, options.script ?? FIXTURE)
+    running.add(fixture)
+    await fixture.waitFor((e) => e.event === (options.waitFor ?? 'ready'), 15_000)
+    return fixture
+  }
+
+  /** Resolves with the first event (seen so far or later) that matches. */
+  async waitFor(match: (e: FixtureEvent) => boolean, timeoutMs = 15_000, from = 0): Promise<FixtureEvent> {
+    const deadline = Date.now() + timeoutMs
+    for (let i = from; ; ) {
+      for (; i < this.events.length; i++) if (match(this.events[i])) return this.events[i]
+      const left = deadline - Date.now()
+      if (left <= 0) {
+        throw new Error(`fixture: no matching event within ${timeoutMs} ms; events: ${JSON.stringify(this.events.slice(-12))}; stderr: ${this.stderr.slice(-10).join('\n')}`)
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left)
+        this.waiters.push(() => {
+          clearTimeout(timer)
+          resolve()
+        })
+      })
+    }
+  }
+
+  event(pid: number, name: string): FixtureEvent | undefined {
+    return this.events.find((e) => e.pid === pid && e.event === name)
+  }
+
+  adminPort(pid: number): number {
+    const started = this.event(pid, 'started')
+    if (!started) throw new Error(`no started event from ${pid}`)
+    return started.admin as number
+  }
+
+  /** Calls a generation's admin route and returns its JSON reply. */
+  async admin(pid: number, path: string): Promise<Record<string, unknown>> {
+    const res = await fetch(`http://127.0.0.1:${this.adminPort(pid)}${path}`)
+    return (await res.json()) as Record<string, unknown>
+  }
+
+  /**
+   * Sends SIGHUP to the serving generation and waits for the outcome.
+   * Returns the upgraded/upgrade-failed event.
+   */
+  async signalUpgrade(timeoutMs = 30_000): Promise<FixtureEvent> {
+    const pid = this.current
+    const from = this.events.length
+    process.kill(pid, 'SIGHUP')
+    return this.waitFor((e) => e.pid === pid && (e.event === 'upgraded' || e.event === 'upgrade-failed'), timeoutMs, from)
+  }
+
+  /** A full hand-off: upgrade, the new generation ready, the old one closed and gone. */
+  async handoff(): Promise<{ oldPid: number; newPid: number }> {
+    const oldPid = this.current
+    const result = await this.signalUpgrade()
+    if (result.event !== 'upgraded') throw new Error(`upgrade failed: ${JSON.stringify(result)}`)
+    const newPid = result.child as number
+    await this.waitFor((e) => e.pid === newPid && e.event === 'ready')
+    await this.waitFor((e) => e.pid === oldPid && e.event === 'closed')
+    await waitUntil(() => !isAlive(oldPid), 10_000, `old process ${oldPid} to exit`)
+    return { oldPid, newPid }
+  }
+
+  alive(): number[] {
+    return [...this.pids].filter(isAlive)
+  }
+
+  /** Kills every generation still alive. */
+  async kill(): Promise<void> {
+    for (const pid of this.alive()) {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {
+        // gone meanwhile
+      }
+    }
+    await waitUntil(() => this.alive().length === 0, 5_000, 'fixture processes to die')
+  }
+}
+
+const running = new Set<Fixture>()
+
+/** For afterEach: no fixture process outlives its test. */
+export async function killAllFixtures(): Promise<void> {
+  for (const f of running) await f.kill()
+  running.clear()
+}

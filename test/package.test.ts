@@ -1,0 +1,247 @@
+// The packed tarball works for a real user: `npm pack` builds dist/ and the
+// prebuild, the tarball holds what it should and nothing else, and an app in
+// a fresh project that installs it (ESM import or CJS require) loads the
+// addon from the prebuild and hands its socket to a new process.
+//
+// The pack runs in a staged copy of the checkout, not in the checkout itself:
+// prepack rewrites dist/ with tsc and `prebuildify` runs `node-gyp rebuild`,
+// which deletes build/ and moves build/Release/handover.node into prebuilds/.
+// Done in place, that would pull the addon and dist/ out from under the other
+// test files that vitest runs at the same time. The copy also proves that a
+// clean checkout packs: nothing stale from the checkout's dist/ or build/ can
+// reach the tarball.
+import { execFile } from 'node:child_process'
+import { cpSync, existsSync, lstatSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { join, relative, sep } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { freePort, pidAt } from './helpers/clients.js'
+import { Fixture, isAlive, killAllFixtures } from './helpers/fixture.js'
+
+const run = promisify(execFile)
+const ROOT = realpathSync(fileURLToPath(new URL('..', import.meta.url)))
+const PLATFORM = `${process.platform}-${process.arch}`
+const MAX_BUFFER = 64 * 1024 * 1024
+
+/** Top-level entries of the checkout that are build output, VCS data or installed deps. */
+const NOT_STAGED = new Set(['.git', 'node_modules', 'build', 'dist', 'prebuilds'])
+
+/**
+ * The environment for a nested npm: without what an outer `npm run`/`npx`
+ * leaves behind for its own package (local prefix, npm_package_*, lifecycle
+ * vars), which could point the nested npm at the checkout.
+ */
+function npmEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env }
+  for (const key of Object.keys(env)) {
+    if (/^npm_(config_local_prefix|package_|lifecycle_|command$|execpath$)/i.test(key)) delete env[key]
+  }
+  return env
+}
+
+interface PackInfo {
+  filename: string
+  files: Array<{ path: string }>
+}
+
+/** Lifecycle scripts (tsc, node-gyp's make) share npm's stdout, so the JSON comes after their output. */
+function parsePackJson(stdout: string): PackInfo {
+  for (const match of stdout.matchAll(/^\[/gm)) {
+    try {
+      const parsed = JSON.parse(stdout.slice(match.index)) as PackInfo[]
+      if (Array.isArray(parsed) && parsed[0]?.filename) return parsed[0]
+    } catch {
+      // a line of script output that happened to start with [
+    }
+  }
+  throw new Error(`no JSON from npm pack in:\n${stdout.slice(-4000)}`)
+}
+
+// The app, same lifecycle as test/fixtures/server.mjs for a tcp listener, and
+// logs the same JSON lines, so Fixture can drive it. Its `listening` event
+// also says where `handover` resolved from and which .node files the process
+// has mapped (from /proc/self/maps), i.e. which addon binary really loaded.
+const APP_BODY = `
+const log = (event, fields = {}) => process.stdout.write(JSON.stringify({ event, pid: process.pid, ...fields }) + '\\n')
+setTimeout(() => process.exit(70), 120_000).unref()
+
+const upg = await Upgrader.create({ upgradeTimeout: 20_000 })
+const listener = upg.listen('tcp', '127.0.0.1:' + process.env.APP_PORT)
+const server = http.createServer((req, res) => res.end(String(process.pid)))
+await new Promise((resolve) => server.listen(listener, resolve))
+const addons = [...new Set(fs.readFileSync('/proc/self/maps', 'utf8').split('\\n')
+  .map((line) => line.slice(line.indexOf('/')))
+  .filter((path) => path.endsWith('.node')))]
+log('listening', { address: listener.address, inherited: listener.inherited, hasParent: upg.hasParent, module: resolved, addons })
+
+process.on('SIGHUP', () => {
+  log('upgrading')
+  upg.upgrade().then(
+    (r) => log('upgraded', { child: r.pid }),
+    (err) => log('upgrade-failed', { code: err.code, message: err.message }),
+  )
+})
+process.on('SIGTERM', () => upg.stop())
+
+await upg.ready()
+log('ready')
+await upg.exit()
+log('exiting')
+await new Promise((resolve) => server.close(resolve))
+log('closed')
+`
+
+const ESM_APP = `import fs from 'node:fs'
+import http from 'node:http'
+import { fileURLToPath } from 'node:url'
+import { Upgrader } from 'handover'
+
+const resolved = fileURLToPath(import.meta.resolve('handover'))
+${APP_BODY}`
+
+const CJS_APP = `'use strict'
+const fs = require('node:fs')
+const http = require('node:http')
+const { Upgrader } = require('handover')
+
+const resolved = require.resolve('handover')
+;(async () => {
+${APP_BODY}
+})().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})
+`
+
+const temps: string[] = []
+const temp = (prefix: string) => {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), prefix)))
+  temps.push(dir)
+  return dir
+}
+
+let tarballFiles: string[] = []
+let packInfo: PackInfo
+let appDir = ''
+let installed = ''
+
+beforeAll(async () => {
+  // Stage a copy of the checkout, sharing its node_modules (tsc, prebuildify).
+  const stage = temp('handover-stage-')
+  cpSync(ROOT, stage, {
+    recursive: true,
+    filter: (src) => {
+      const rel = relative(ROOT, src)
+      if (rel === '') return true
+      if (NOT_STAGED.has(rel.split(sep)[0]) || rel.endsWith('.tgz')) return false
+      const st = lstatSync(src)
+      return st.isFile() || st.isDirectory() || st.isSymbolicLink()
+    },
+  })
+  symlinkSync(join(ROOT, 'node_modules'), join(stage, 'node_modules'), 'dir')
+
+  const packDir = temp('handover-pack-')
+  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', packDir], {
+    cwd: stage,
+    env: npmEnv(),
+    maxBuffer: MAX_BUFFER,
+  })
+  packInfo = parsePackJson(stdout)
+  const tarball = join(packDir, packInfo.filename)
+
+  const listing = await run('tar', ['-tzf', tarball], { maxBuffer: MAX_BUFFER })
+  tarballFiles = listing.stdout
+    .split('\n')
+    .filter((line) => line && !line.endsWith('/'))
+    .map((line) => line.replace(/^package\//, ''))
+    .sort()
+
+  // A fresh project that installs the tarball like a user would.
+  appDir = temp('handover-app-')
+  writeFileSync(join(appDir, 'package.json'), `${JSON.stringify({ name: 'app', private: true })}\n`)
+  await run('npm', ['install', tarball, '--no-audit', '--no-fund', '--prefer-offline', '--prefix', appDir], {
+    cwd: appDir,
+    env: npmEnv(),
+    maxBuffer: MAX_BUFFER,
+  })
+  installed = join(appDir, 'node_modules', 'handover')
+  writeFileSync(join(appDir, 'app.mjs'), ESM_APP)
+  writeFileSync(join(appDir, 'app.cjs'), CJS_APP)
+}, 180_000)
+
+afterEach(killAllFixtures)
+afterAll(() => {
+  for (const dir of temps) rmSync(dir, { recursive: true, force: true })
+})
+
+describe('the packed tarball', () => {
+  it('holds dist/, the prebuild, the native sources and the metadata, and nothing from test/, src/ or build/', () => {
+    // npm's own list and the archive agree.
+    expect(packInfo.files.map((f) => f.path).sort()).toEqual(tarballFiles)
+
+    for (const file of [
+      'dist/index.js',
+      'dist/index.d.ts',
+      'native/posix/sockets.cc',
+      'native/napi_util.h',
+      'binding.gyp',
+      'package.json',
+      'README.md',
+    ]) {
+      expect(tarballFiles, file).toContain(file)
+    }
+    const prebuilds = tarballFiles.filter((f) => f.startsWith(`prebuilds/${PLATFORM}/`) && f.endsWith('.node'))
+    expect(prebuilds).toHaveLength(1)
+    // The only binary is the prebuild.
+    expect(tarballFiles.filter((f) => f.endsWith('.node'))).toEqual(prebuilds)
+
+    const leaked = tarballFiles.filter((f) => /^(test|src|build|node_modules)\//.test(f) || f.endsWith('.tgz'))
+    expect(leaked).toEqual([])
+  })
+
+  it('installs without compiling, and loads its addon from the prebuild', () => {
+    const pkg = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as { version: string }
+    const own = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
+    expect(pkg.version).toBe(own.version)
+    // node-gyp-build's install script found the prebuild and did not run node-gyp.
+    expect(existsSync(join(installed, 'build'))).toBe(false)
+
+    const requireFromApp = createRequire(join(appDir, 'package.json'))
+    expect(requireFromApp.resolve('handover')).toBe(join(installed, 'dist', 'index.js'))
+    const nodeGypBuild = requireFromApp('node-gyp-build') as { path(dir: string): string }
+    const prebuild = nodeGypBuild.path(installed)
+    expect(relative(installed, prebuild).startsWith(join('prebuilds', PLATFORM) + sep)).toBe(true)
+  })
+
+  it.each([
+    ['ESM (import)', 'app.mjs'],
+    ['CJS (require)', 'app.cjs'],
+  ])('%s: an app in a fresh project hands its socket to a new process', async (_kind, script) => {
+    const prebuild = join(installed, 'prebuilds', PLATFORM, tarballFiles.find((f) => f.startsWith(`prebuilds/${PLATFORM}/`))!.split('/').pop()!)
+    const port = await freePort()
+    const f = await Fixture.start({ APP_PORT: String(port) }, { script: join(appDir, script) })
+    const first = f.current
+    expect(await pidAt({ port })).toBe(first)
+
+    const listening = f.event(first, 'listening')!
+    expect(listening.module).toBe(join(installed, 'dist', 'index.js'))
+    expect(listening.addons).toEqual([prebuild])
+    expect(listening.inherited).toBe(false)
+
+    const { oldPid, newPid } = await f.handoff()
+    expect(oldPid).toBe(first)
+    expect(newPid).not.toBe(first)
+    expect(await pidAt({ port })).toBe(newPid)
+    expect(isAlive(oldPid)).toBe(false)
+    expect(f.event(oldPid, 'exiting')).toBeDefined()
+
+    const next = f.event(newPid, 'listening')!
+    expect(next.inherited).toBe(true)
+    expect(next.hasParent).toBe(true)
+    expect(next.module).toBe(join(installed, 'dist', 'index.js'))
+    expect(next.addons).toEqual([prebuild])
+  })
+})
