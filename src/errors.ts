@@ -42,12 +42,13 @@ export interface HandoverErrorDetails {
  */
 export class HandoverError extends Error {
   readonly code: HandoverErrorCode | (string & {})
-  readonly exitCode?: number | null
-  readonly signal?: NodeJS.Signals | null
-  readonly pid?: number
-  readonly address?: string
-  readonly errno?: number
-  readonly syscall?: string
+  // Declared only: each is defined on an error when it applies, not as undefined everywhere.
+  declare readonly exitCode?: number | null
+  declare readonly signal?: NodeJS.Signals | null
+  declare readonly pid?: number
+  declare readonly address?: string
+  declare readonly errno?: number
+  declare readonly syscall?: string
 
   constructor(code: HandoverErrorCode | (string & {}), message: string, details: HandoverErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause })

@@ -68,7 +68,7 @@ export class SocketTable {
       held = (!isPortZero(spec) && this.claimInherited(spec)) || this.bindFresh(spec)
       this.held.set(spec.key, held)
     }
-    return this.listenerFor(held)
+    return this.listenerFor(held, spec.network)
   }
 
   /** Sockets to pass on: everything held except port 0, which no child could ask for again. */
@@ -152,7 +152,7 @@ export class SocketTable {
     }
   }
 
-  private listenerFor(h: Held): Listener {
+  private listenerFor(h: Held, network: Network): Listener {
     let target: ListenTarget
     try {
       target = this.backend.adoptable(h.socket)
@@ -161,7 +161,7 @@ export class SocketTable {
     }
     const inet = h.spec.kind === 'inet'
     return new Listener({
-      network: h.spec.network,
+      network,
       address: describe(h),
       port: inet ? h.info.port : undefined,
       path: h.spec.kind === 'unix' ? h.spec.path : undefined,

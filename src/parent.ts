@@ -5,6 +5,7 @@ import { ControlChannel, type HelloMessage, type Message } from './protocol.js'
 /** The link a new generation keeps to the process that started it. */
 export class ParentLink {
   private exitedFlag = false
+  private waiters = 0
   /** Resolves when the parent has exited (EOF on the control channel). */
   readonly exited: Promise<void>
 
@@ -24,6 +25,16 @@ export class ParentLink {
     // Anything the parent says after hello is a protocol error we can only ignore.
     channel.on('error', () => {})
     channel.unref()
+  }
+
+  /** Waiters keep the process alive; otherwise the channel must not. */
+  ref(): void {
+    this.waiters++
+    this.channel.socket.ref()
+  }
+
+  unref(): void {
+    if (--this.waiters === 0) this.channel.unref()
   }
 
   get hasExited(): boolean {

@@ -117,7 +117,11 @@ export class Upgrader {
       if (this.options.pidFile !== undefined) await writePidFile(this.options.pidFile)
       this.isReady = true
       await this.parent?.sendReady()
-    })()
+    })().catch((err: unknown) => {
+      // Not ready after all: a later call may try again.
+      this.readyPromise = undefined
+      throw err
+    })
     return this.readyPromise
   }
 
@@ -169,8 +173,11 @@ export class Upgrader {
 
   /** Resolves once the parent process has exited; at once if there is none. */
   waitForParent(options: WaitOptions = {}): Promise<void> {
-    if (!this.parent || this.parent.hasExited) return Promise.resolve()
-    return withDeadline(this.parent.exited, options, 'the parent to exit')
+    const parent = this.parent
+    if (!parent || parent.hasExited) return withDeadline(Promise.resolve(), options, 'the parent to exit')
+    // While someone waits, the wait itself keeps the process alive.
+    parent.ref()
+    return withDeadline(parent.exited, options, 'the parent to exit').finally(() => parent.unref())
   }
 
   private async runUpgrade(signal: AbortSignal): Promise<UpgradeResult> {
@@ -227,7 +234,7 @@ function eitherSignal(stop: AbortSignal, caller: AbortSignal): AbortSignal {
 
 /** Races a promise against an optional timeout and abort signal. */
 export function withDeadline<T>(promise: Promise<T>, options: WaitOptions, what: string): Promise<T> {
-  const { signal, timeout } = options
+  const { signal, timeout } = options ?? {}
   if (timeout !== undefined && !(Number.isFinite(timeout) && timeout >= 0)) {
     return Promise.reject(new HandoverError('ERR_INVALID_OPTION', `timeout must be a non-negative number of ms, not ${String(timeout)}`))
   }

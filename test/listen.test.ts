@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HandoverError, Upgrader, type Listener } from '../src/index.js'
 import { loadAddon } from '../src/native.js'
 import { freePort } from './helpers/clients.js'
+import { hasIPv6 } from './helpers/host.js'
 
 // One Upgrader per process: this file's worker owns one, and stops it last.
 let upg: Upgrader
@@ -24,16 +25,6 @@ afterAll(async () => {
 })
 
 const hasPython = spawnSync('python3', ['--version']).status === 0
-
-const hasIPv6 = (() => {
-  try {
-    const fd = loadAddon().bindInet(1, 6, '::1', 0, true, 1)
-    new net.Socket({ fd }).destroy()
-    return true
-  } catch {
-    return false
-  }
-})()
 
 async function serve(listener: Listener): Promise<net.Server> {
   const server = net.createServer((socket) => socket.end(`hello from ${listener.address}`))

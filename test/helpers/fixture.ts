@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
+import { get } from './clients.js'
 
 export const FIXTURE = fileURLToPath(new URL('../fixtures/server.mjs', import.meta.url))
 
@@ -118,8 +119,9 @@ export class Fixture {
 
   /** Calls a generation's admin route and returns its JSON reply. */
   async admin(pid: number, path: string): Promise<Record<string, unknown>> {
-    const res = await fetch(`http://127.0.0.1:${this.adminPort(pid)}${path}`)
-    return (await res.json()) as Record<string, unknown>
+    // A fresh connection each time, so no idle admin socket skews fd counts.
+    const { body } = await get({ port: this.adminPort(pid) }, path, 60_000)
+    return JSON.parse(body) as Record<string, unknown>
   }
 
   /**
