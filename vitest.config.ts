@@ -1,5 +1,9 @@
 import { defineConfig } from 'vitest/config'
 
+// .ci/run sets HANDOVER_TEST_JSON to get machine-readable counts from the
+// same `npm test` a developer runs.
+const json = process.env.HANDOVER_TEST_JSON
+
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
@@ -7,6 +11,8 @@ export default defineConfig({
     // the runner's process and its signal handlers.
     pool: 'forks',
     testTimeout: 60_000,
-    hookTimeout: 30_000,
+    hookTimeout: 240_000,
+    reporters: json ? ['default', 'json'] : ['default'],
+    outputFile: json ? { json } : undefined,
   },
 })
