@@ -65,6 +65,9 @@ describe('a failed upgrade leaves the old process serving', () => {
     await f.waitFor((e) => e.pid === first && e.event === 'lingering')
     expect(isAlive(first)).toBe(true)
     expect(await f.admin(second, '/upgrade')).toMatchObject({ ok: false, code: 'ERR_PARENT_NOT_EXITED' })
+    expect(await f.admin(second, '/wait-parent?timeout=200')).toMatchObject({ ok: false, code: 'ERR_TIMEOUT' })
+    // The old generation has handed over for good.
+    expect(await f.admin(first, '/upgrade')).toMatchObject({ ok: false, code: 'ERR_ALREADY_UPGRADED' })
 
     const waiting = f.admin(second, '/wait-parent')
     process.kill(first, 'SIGTERM')
@@ -75,6 +78,31 @@ describe('a failed upgrade leaves the old process serving', () => {
     expect(upgraded).toMatchObject({ ok: true })
     await waitUntil(() => !isAlive(second), 10_000, 'the second generation to exit')
     expect(await pidAt({ port })).toBe(upgraded.pid)
+  })
+})
+
+describe('cancelling and starting', () => {
+  it("upgrade()'s signal aborts a starting child → ERR_ABORTED; the child is gone", async () => {
+    const { f, port } = await start()
+    const parent = f.current
+    await f.admin(parent, '/next?FIXTURE_MODE=hang')
+    const from = f.events.length
+    expect(await f.admin(parent, '/upgrade?abortAfter=1000')).toMatchObject({ ok: false, code: 'ERR_ABORTED' })
+    const [hung] = startedSince(f, from, parent)
+    expect(hung).toBeGreaterThan(0)
+    expect(isAlive(hung)).toBe(false)
+    expect(await pidAt({ port })).toBe(parent)
+  })
+
+  it('a command that cannot start → ERR_SPAWN_FAILED, nothing left open, still serving', async () => {
+    const { f, port } = await start({ FIXTURE_COMMAND: '/nonexistent/node' })
+    const parent = f.current
+    const fdsBefore = openFds(parent).length
+    for (let i = 0; i < 3; i++) {
+      expect(await f.admin(parent, '/upgrade')).toMatchObject({ ok: false, code: 'ERR_SPAWN_FAILED' })
+    }
+    expect(openFds(parent).length).toBe(fdsBefore)
+    expect(await pidAt({ port })).toBe(parent)
   })
 })
 

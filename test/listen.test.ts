@@ -66,22 +66,22 @@ describe('fresh binds round-trip real connections', () => {
     expect(listener).toMatchObject({ network: 'tcp', inherited: false })
     expect(listener.port).toBeGreaterThan(0)
     await serve(listener)
-    expect(await fetchLine({ host: '127.0.0.1', port: listener.port })).toMatch(/^hello from /)
-    if (hasIPv6) expect(await fetchLine({ host: '::1', port: listener.port })).toMatch(/^hello from /)
+    expect(await fetchLine({ host: '127.0.0.1', port: listener.port! })).toMatch(/^hello from /)
+    if (hasIPv6) expect(await fetchLine({ host: '::1', port: listener.port! })).toMatch(/^hello from /)
   })
 
   it('tcp4 on loopback reports its resolved address', async () => {
     const listener = upg.listen('tcp4', '127.0.0.1:0')
     expect(listener.address).toBe(`127.0.0.1:${listener.port}`)
     await serve(listener)
-    expect(await fetchLine({ host: '127.0.0.1', port: listener.port })).toBe(`hello from 127.0.0.1:${listener.port}`)
+    expect(await fetchLine({ host: '127.0.0.1', port: listener.port! })).toBe(`hello from 127.0.0.1:${listener.port}`)
   })
 
   it.skipIf(!hasIPv6)('tcp6 on loopback', async () => {
     const listener = upg.listen('tcp6', '[::1]:0')
     expect(listener.address).toBe(`[::1]:${listener.port}`)
     await serve(listener)
-    expect(await fetchLine({ host: '::1', port: listener.port })).toBe(`hello from [::1]:${listener.port}`)
+    expect(await fetchLine({ host: '::1', port: listener.port! })).toBe(`hello from [::1]:${listener.port}`)
   })
 
   it('unix socket', async () => {
@@ -114,7 +114,7 @@ describe('fresh binds round-trip real connections', () => {
     await new Promise<void>((resolve) => server.bind(listener, resolve))
     const client = dgram.createSocket('udp4')
     const reply = new Promise<string>((resolve) => client.once('message', (m) => resolve(String(m))))
-    client.send('ping', listener.port, '127.0.0.1')
+    client.send("ping", listener.port!, '127.0.0.1')
     expect(await reply).toBe('echo ping')
     client.close()
     server.close()
@@ -130,7 +130,7 @@ describe('fresh binds round-trip real connections', () => {
     expect(isCloseOnExec(b.fd!)).toBe(true)
     await serve(a)
     await serve(b)
-    expect(await fetchLine({ host: '127.0.0.1', port: a.port })).toMatch(/^hello/)
+    expect(await fetchLine({ host: '127.0.0.1', port: a.port! })).toMatch(/^hello/)
   })
 })
 
