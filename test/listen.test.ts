@@ -101,7 +101,7 @@ describe('fresh binds round-trip real connections', () => {
     await serve(listener)
     // Node 20's client pads abstract names to 108 bytes; handover binds the
     // exact name, as Linux tools, Go and systemd do. Python connects exactly.
-    const script = `import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect('\\0${name}')\nprint(s.recv(200).decode())`
+    const script = `import socket\ns = socket.socket(socket.AF_UNIX)\ns.settimeout(5)\ns.connect('\\0${name}')\nprint(s.recv(200).decode())`
     const { stdout } = await promisify(execFile)('python3', ['-c', script], { encoding: 'utf8', timeout: 5_000 })
     expect(stdout.trim()).toBe(`hello from @${name}`)
   })
