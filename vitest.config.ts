@@ -1,8 +1,8 @@
 import { defineConfig } from 'vitest/config'
 
-// .ci/run sets HANDOVER_TEST_JSON to get machine-readable counts from the
+// .ci/run sets VITEST_JSON_REPORT to get machine-readable counts from the
 // same `npm test` a developer runs.
-const json = process.env.HANDOVER_TEST_JSON
+const json = process.env.VITEST_JSON_REPORT
 
 export default defineConfig({
   test: {
