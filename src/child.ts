@@ -13,6 +13,8 @@ export interface StartChildOptions {
   timeout: number
   /** Aborting kills the child; the reason (a HandoverError) is the rejection. */
   signal: AbortSignal
+  /** Told the child's pid as soon as it is known. */
+  onSpawn?: (pid: number) => void
 }
 
 /** A next generation that said it is ready. */
@@ -38,17 +40,36 @@ export async function startChild(options: StartChildOptions): Promise<ReadyChild
     throw new HandoverError('ERR_SPAWN_FAILED', `could not start ${options.command}: ${(err as Error).message}`, { cause: err })
   }
   const { child, transfer } = spawned
+  if (child.pid !== undefined) options.onSpawn?.(child.pid)
+  // Node emits spawn failures (ENOENT, EMFILE...) as 'error' on the next
+  // tick; unheard, that event would crash this process.
+  const spawnError = new Promise<Error>((resolve) => child.once('error', resolve))
+  if (!spawned.control) {
+    // Out of fds: Node gave up before it set up the child's stdio.
+    const err = await Promise.race([spawnError, new Promise<Error>((r) => setImmediate(() => r(new Error('no control channel'))))])
+    if (child.pid !== undefined) child.kill('SIGKILL')
+    throw new HandoverError('ERR_SPAWN_FAILED', `could not start ${options.command}: ${err.message}`, { cause: err })
+  }
   const channel = new ControlChannel(spawned.control)
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve()
     else child.once('exit', () => resolve())
   })
+  // Kill at once, not after an await: stop() followed by process.exit()
+  // must not leave a child behind that goes on to serve.
+  const killChild = (): void => {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  }
 
   let onAbort = (): void => {}
   let timer: NodeJS.Timeout | undefined
   const outcome = new Promise<number>((resolve, reject) => {
-    child.once('error', (err) => {
-      reject(new HandoverError('ERR_SPAWN_FAILED', `could not start ${options.command}: ${err.message}`, { cause: err }))
+    const fail = (err: unknown): void => {
+      killChild()
+      reject(err)
+    }
+    void spawnError.then((err) => {
+      fail(new HandoverError('ERR_SPAWN_FAILED', `could not start ${options.command}: ${err.message}`, { cause: err }))
     })
     child.once('exit', (exitCode, exitSignal) => {
       const how = exitSignal ? `signal ${exitSignal}` : `code ${exitCode}`
@@ -58,15 +79,15 @@ export async function startChild(options: StartChildOptions): Promise<ReadyChild
     })
     channel.on('message', (message: Message) => {
       if (message.type === 'ready') resolve(child.pid as number)
-      else reject(new HandoverError('ERR_PROTOCOL', `the new process sent an unexpected ${message.type} message`))
+      else fail(new HandoverError('ERR_PROTOCOL', `the new process sent an unexpected ${message.type} message`))
     })
-    channel.on('error', reject)
+    channel.on('error', fail)
     timer = setTimeout(() => {
-      reject(new HandoverError('ERR_UPGRADE_TIMEOUT', `the new process ${child.pid} was not ready within ${options.timeout} ms`, {
+      fail(new HandoverError('ERR_UPGRADE_TIMEOUT', `the new process ${child.pid} was not ready within ${options.timeout} ms`, {
         pid: child.pid,
       }))
     }, options.timeout)
-    onAbort = () => reject(signal.reason)
+    onAbort = () => fail(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
   })
 
@@ -78,8 +99,10 @@ export async function startChild(options: StartChildOptions): Promise<ReadyChild
     const pid = await outcome
     // stop() in the same tick as "ready": the stop wins, the child goes.
     if (signal.aborted) throw signal.reason
+    // Detach everything that could still kill the child: it is the successor now.
     child.removeAllListeners('exit')
     child.removeAllListeners('error')
+    child.on('error', () => {})
     channel.removeAllListeners('message')
     channel.removeAllListeners('error')
     // A later protocol error or close must not crash the old process.
@@ -88,7 +111,7 @@ export async function startChild(options: StartChildOptions): Promise<ReadyChild
     child.unref()
     return { pid, process: child, channel }
   } catch (err) {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    killChild()
     channel.destroy()
     if (child.pid !== undefined) await exited
     throw err

@@ -123,6 +123,7 @@ export class SocketTable {
     try {
       info = this.backend.inspect(socket)
     } catch (err) {
+      this.backend.close(socket)
       throw new HandoverError('ERR_BAD_INHERITANCE', `inherited socket for ${spec.key} is not an open socket`, { cause: err })
     }
     const problem = mismatch(spec, info)

@@ -16,7 +16,7 @@ export async function writePidFile(path: string, pid = process.pid): Promise<voi
   }
 }
 
-/** Removes the pid file if it still names this process; a successor's stays. */
+/** Removes the pid file if it still names `pid` (by default this process); a successor's stays. */
 export function removeOwnPidFile(path: string, pid = process.pid): void {
   try {
     if (readFileSync(path, 'utf8').trim() === String(pid)) unlinkSync(path)

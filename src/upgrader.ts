@@ -70,18 +70,15 @@ export class Upgrader {
 
   static async create(options: UpgraderOptions = {}): Promise<Upgrader> {
     const resolved = resolveOptions(options)
+    // Even a failed create() has consumed what the parent passed: a retry
+    // could only misread fds the application has reused since.
     if (created) throw new HandoverError('ERR_ALREADY_CREATED', 'Upgrader.create() was already called in this process')
     created = true
-    try {
-      const backend = platformBackend()
-      const controlFd = inheritedControlFd()
-      const parent = controlFd === undefined ? undefined : await ParentLink.connect(backend, controlFd, resolved.parentTimeout)
-      const table = new SocketTable(backend, resolved.cwd, parent?.sockets)
-      return new Upgrader(resolved, backend, table, parent)
-    } catch (err) {
-      created = false
-      throw err
-    }
+    const backend = platformBackend()
+    const controlFd = inheritedControlFd()
+    const parent = controlFd === undefined ? undefined : await ParentLink.connect(backend, controlFd, resolved.parentTimeout)
+    const table = new SocketTable(backend, resolved.cwd, parent?.sockets)
+    return new Upgrader(resolved, backend, table, parent)
   }
 
   /** True if this process was started by upgrade(). */
@@ -114,7 +111,14 @@ export class Upgrader {
     if (this.stopped) return Promise.reject(stoppedError())
     this.readyPromise ??= (async () => {
       this.table.closeUnclaimed()
-      if (this.options.pidFile !== undefined) await writePidFile(this.options.pidFile)
+      const { pidFile } = this.options
+      if (pidFile !== undefined) await writePidFile(pidFile)
+      // stop() while the pid file was written: the parent must not hand
+      // over to a process that is shutting down.
+      if (this.stopped) {
+        if (pidFile !== undefined) removeOwnPidFile(pidFile)
+        throw stoppedError()
+      }
       this.isReady = true
       await this.parent?.sendReady()
     })().catch((err: unknown) => {
@@ -131,6 +135,8 @@ export class Upgrader {
    * killed, this one keeps serving, and a later upgrade() may try again.
    */
   upgrade(options: { signal?: AbortSignal } = {}): Promise<UpgradeResult> {
+    const invalid = invalidWaitOptions(options, false)
+    if (invalid) return Promise.reject(invalid)
     if (this.stopped) return Promise.reject(stoppedError())
     if (this.successor) {
       return Promise.reject(new HandoverError('ERR_ALREADY_UPGRADED', `already handed over to process ${this.successor.pid}`))
@@ -143,8 +149,11 @@ export class Upgrader {
         `the previous process ${this.parent.parentPid} has not exited yet; await waitForParent() first`,
       ))
     }
-    const signal = options.signal ? eitherSignal(this.stopController.signal, options.signal) : this.stopController.signal
+    const { signal, release } = options.signal
+      ? eitherSignal(this.stopController.signal, options.signal)
+      : { signal: this.stopController.signal, release: () => {} }
     this.upgrading = this.runUpgrade(signal).finally(() => {
+      release()
       this.upgrading = undefined
     })
     return this.upgrading
@@ -165,14 +174,19 @@ export class Upgrader {
     this.stopped = true
     this.stopController.abort(stoppedError())
     if (!this.successor) {
-      this.table.closeAll(true)
-      if (this.options.pidFile !== undefined) removeOwnPidFile(this.options.pidFile)
+      // A new generation that never became ready is not the last one: its
+      // parent still serves on these paths.
+      const last = !this.parent || this.isReady || this.parent.hasExited
+      this.table.closeAll(last)
+      if (last && this.options.pidFile !== undefined) removeOwnPidFile(this.options.pidFile)
     }
     this.resolveExit()
   }
 
   /** Resolves once the parent process has exited; at once if there is none. */
   waitForParent(options: WaitOptions = {}): Promise<void> {
+    const invalid = invalidWaitOptions(options, true)
+    if (invalid) return Promise.reject(invalid)
     const parent = this.parent
     if (!parent || parent.hasExited) return withDeadline(Promise.resolve(), options, 'the parent to exit')
     // While someone waits, the wait itself keeps the process alive.
@@ -182,16 +196,28 @@ export class Upgrader {
 
   private async runUpgrade(signal: AbortSignal): Promise<UpgradeResult> {
     const o = this.options
-    const child = await startChild({
-      backend: this.backend,
-      command: o.command,
-      args: o.args,
-      cwd: o.cwd,
-      env: o.env ?? process.env,
-      sockets: this.table.outgoing(),
-      timeout: o.upgradeTimeout,
-      signal,
-    })
+    let child: ReadyChild
+    let childPid: number | undefined
+    try {
+      child = await startChild({
+        backend: this.backend,
+        command: o.command,
+        args: o.args,
+        cwd: o.cwd,
+        env: o.env ?? process.env,
+        sockets: this.table.outgoing(),
+        timeout: o.upgradeTimeout,
+        signal,
+        onSpawn: (pid) => (childPid = pid),
+      })
+    } catch (err) {
+      // The child may have written its pid file before it was turned down.
+      if (o.pidFile !== undefined && childPid !== undefined) {
+        if (this.stopped) removeOwnPidFile(o.pidFile, childPid)
+        else await writePidFile(o.pidFile).catch(() => {})
+      }
+      throw err
+    }
     this.successor = child
     // The child holds its own copies now; the servers keep theirs until closed.
     this.table.closeAll(false)
@@ -201,6 +227,10 @@ export class Upgrader {
 
   private assertUsable(method: string): void {
     if (this.stopped) throw stoppedError()
+    if (this.upgrading) {
+      // A socket bound now would not reach the generation being started.
+      throw new HandoverError('ERR_UPGRADE_IN_PROGRESS', `${method}() while an upgrade is in progress`)
+    }
     if (this.successor) {
       throw new HandoverError('ERR_ALREADY_UPGRADED', `${method}() after the hand-off to process ${this.successor.pid}`)
     }
@@ -215,29 +245,40 @@ function stoppedError(): HandoverError {
  * Aborts when stop() or the caller's signal does; the caller's reason
  * becomes ERR_ABORTED. (AbortSignal.any needs Node 20.3.)
  */
-function eitherSignal(stop: AbortSignal, caller: AbortSignal): AbortSignal {
+function eitherSignal(stop: AbortSignal, caller: AbortSignal): { signal: AbortSignal; release: () => void } {
   const controller = new AbortController()
   const fromCaller = (): void => controller.abort(new HandoverError('ERR_ABORTED', 'the upgrade was aborted', { cause: caller.reason }))
   const fromStop = (): void => controller.abort(stop.reason)
+  const release = (): void => {
+    caller.removeEventListener('abort', fromCaller)
+    stop.removeEventListener('abort', fromStop)
+  }
   if (caller.aborted) fromCaller()
   else if (stop.aborted) fromStop()
   else {
     caller.addEventListener('abort', fromCaller, { once: true })
     stop.addEventListener('abort', fromStop, { once: true })
-    controller.signal.addEventListener('abort', () => {
-      caller.removeEventListener('abort', fromCaller)
-      stop.removeEventListener('abort', fromStop)
-    }, { once: true })
   }
-  return controller.signal
+  return { signal: controller.signal, release }
+}
+
+/** Node clamps longer timers to 1 ms. */
+const MAX_TIMEOUT = 2_147_483_647
+
+function invalidWaitOptions(options: unknown, timeoutAllowed: boolean): HandoverError | undefined {
+  if (options === undefined) return undefined
+  if (typeof options !== 'object' || options === null) return invalidOption('options', options, 'an object')
+  const { signal, timeout } = options as WaitOptions
+  if (signal !== undefined && !(signal instanceof AbortSignal)) return invalidOption('signal', signal, 'an AbortSignal')
+  if (timeoutAllowed && timeout !== undefined && !(typeof timeout === 'number' && timeout >= 0 && timeout <= MAX_TIMEOUT)) {
+    return invalidOption('timeout', timeout, `a number of ms from 0 to ${MAX_TIMEOUT}`)
+  }
+  return undefined
 }
 
 /** Races a promise against an optional timeout and abort signal. */
 export function withDeadline<T>(promise: Promise<T>, options: WaitOptions, what: string): Promise<T> {
   const { signal, timeout } = options ?? {}
-  if (timeout !== undefined && !(Number.isFinite(timeout) && timeout >= 0)) {
-    return Promise.reject(new HandoverError('ERR_INVALID_OPTION', `timeout must be a non-negative number of ms, not ${String(timeout)}`))
-  }
   if (signal?.aborted) return Promise.reject(new HandoverError('ERR_ABORTED', `stopped waiting for ${what}`, { cause: signal.reason }))
   return new Promise<T>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined
@@ -259,7 +300,7 @@ function resolveOptions(o: UpgraderOptions): Resolved {
   if (typeof o !== 'object' || o === null) throw invalidOption('options', o, 'an object')
   const positive = (name: string, v: unknown, dflt: number): number => {
     if (v === undefined) return dflt
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw invalidOption(name, v, 'a positive number of ms')
+    if (typeof v !== 'number' || !(v > 0 && v <= MAX_TIMEOUT)) throw invalidOption(name, v, `a number of ms from 1 to ${MAX_TIMEOUT}`)
     return v
   }
   const string = (name: string, v: unknown): string | undefined => {

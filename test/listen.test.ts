@@ -185,7 +185,10 @@ describe('bad input gets a typed error', () => {
   })
 
   it('bad options', async () => {
-    const bad = [{ upgradeTimeout: -1 }, { upgradeTimeout: 'soon' }, { pidFile: 7 }, { args: 'x' }, { cwd: '' }] as unknown[]
+    const bad = [
+      { upgradeTimeout: -1 }, { upgradeTimeout: 'soon' }, { upgradeTimeout: 2 ** 31 }, { parentTimeout: 0 },
+      { pidFile: 7 }, { args: 'x' }, { args: [1] }, { cwd: '' }, { env: 'x' }, null,
+    ] as unknown[]
     for (const options of bad) {
       await expect(Upgrader.create(options as object)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' })
     }
@@ -197,6 +200,17 @@ describe('bad input gets a typed error', () => {
 
   it('upgrade() before ready()', async () => {
     await expect(upg.upgrade()).rejects.toMatchObject({ code: 'ERR_NOT_READY' })
+  })
+
+  it('bad arguments to upgrade() and waitForParent() reject, never throw', async () => {
+    const bad = [null, 'x', { signal: {} }] as unknown as Parameters<Upgrader['upgrade']>[0][]
+    for (const options of bad) {
+      await expect(upg.upgrade(options)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' })
+      await expect(upg.waitForParent(options)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' })
+    }
+    for (const timeout of [-1, 2 ** 31, Number.NaN]) {
+      await expect(upg.waitForParent({ timeout })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' })
+    }
   })
 })
 

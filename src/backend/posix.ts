@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { closeSync } from 'node:fs'
 import { Socket } from 'node:net'
 import type { BindSpec } from '../address.js'
-import { HandoverError } from '../errors.js'
+import { HandoverError, systemError } from '../errors.js'
 import { loadAddon, SOCK_DGRAM, SOCK_STREAM, type PosixAddon } from '../native.js'
 import { CONTROL_ENV } from '../protocol.js'
 import type { OsSocket, PlatformBackend, SpawnRequest, SpawnedChild, TransferEntry } from './types.js'
@@ -42,7 +42,13 @@ export class PosixBackend implements PlatformBackend {
     const copies: number[] = []
     let child
     try {
-      for (const s of request.sockets) copies.push(this.addon.duplicate(s.socket))
+      for (const s of request.sockets) {
+        try {
+          copies.push(this.addon.duplicate(s.socket))
+        } catch (err) {
+          throw systemError(err, `${s.network} ${s.address}`)
+        }
+      }
       child = spawn(request.command, request.args, {
         cwd: request.cwd,
         env: { ...request.env, [CONTROL_ENV]: String(CONTROL_FD) },
@@ -63,12 +69,13 @@ export class PosixBackend implements PlatformBackend {
       address: s.address,
       fd: FIRST_SOCKET_FD + i,
     }))
-    return { child, control: child.stdio[CONTROL_FD] as Socket, transfer }
+    return { child, control: (child.stdio?.[CONTROL_FD] ?? undefined) as Socket | undefined, transfer }
   }
 
   receive(entry: TransferEntry): OsSocket {
     const fd = entry.fd
-    if (!Number.isInteger(fd) || (fd as number) < FIRST_SOCKET_FD) {
+    // Bounded so the addon's int32 conversion cannot wrap a huge number onto stdout.
+    if (!Number.isInteger(fd) || (fd as number) < FIRST_SOCKET_FD || (fd as number) > 0x7fffffff) {
       throw new HandoverError('ERR_BAD_INHERITANCE', `the parent named no valid fd for ${entry.key}`)
     }
     return fd as number
@@ -84,6 +91,10 @@ export class PosixBackend implements PlatformBackend {
     if (info.family !== 'unix' || info.type !== 'stream') {
       throw new HandoverError('ERR_BAD_INHERITANCE', `control channel fd ${fd} is not a unix stream socket`)
     }
-    return new Socket({ fd, readable: true, writable: true })
+    try {
+      return new Socket({ fd, readable: true, writable: true })
+    } catch (err) {
+      throw new HandoverError('ERR_BAD_INHERITANCE', `control channel fd ${fd} cannot be opened`, { cause: err })
+    }
   }
 }

@@ -40,8 +40,8 @@ export interface SpawnRequest {
 
 export interface SpawnedChild {
   child: ChildProcess
-  /** The parent's end of the control channel. */
-  control: Socket
+  /** The parent's end of the control channel; missing if Node ran out of fds setting it up. */
+  control?: Socket
   /** What the hello message tells the child about each socket. */
   transfer: TransferEntry[]
 }
