@@ -30,7 +30,7 @@ export class ParentLink {
   /** Waiters keep the process alive; otherwise the channel must not. */
   ref(): void {
     this.waiters++
-    this.channel.socket.ref()
+    this.channel.ref()
   }
 
   unref(): void {

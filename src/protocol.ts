@@ -99,6 +99,10 @@ export class ControlChannel extends EventEmitter {
     this.socket.unref()
   }
 
+  ref(): void {
+    this.socket.ref()
+  }
+
   destroy(): void {
     this.socket.destroy()
     this.onClose()
