@@ -12,7 +12,11 @@ export interface FixtureEvent {
   [field: string]: unknown
 }
 
-/** Alive and not a zombie: PID 1 here does not always reap re-parented children. */
+/**
+ * Alive while any of its threads is: PID 1 here does not always reap re-parented children, and a
+ * killed multi-threaded process shows its leader as a zombie while other threads, which still hold
+ * the fd table and so the listening sockets, are exiting.
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
@@ -20,8 +24,14 @@ export function isAlive(pid: number): boolean {
     return false
   }
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z'
+    return readdirSync(`/proc/${pid}/task`).some((tid) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+        return !'ZX'.includes(stat.slice(stat.lastIndexOf(')') + 2)[0])
+      } catch {
+        return false
+      }
+    })
   } catch {
     return false
   }
