@@ -14,6 +14,7 @@ export type HandoverErrorCode =
   | 'ERR_INVALID_NETWORK'
   | 'ERR_INVALID_ADDRESS'
   | 'ERR_INVALID_OPTION'
+  | 'ERR_INVALID_ARGUMENT'
   | 'ERR_ALREADY_CREATED'
   | 'ERR_BAD_INHERITANCE'
   | 'ERR_ABORTED'
@@ -98,4 +99,11 @@ const DESCRIPTIONS: Record<string, string> = {
 
 export function isHandoverError(err: unknown, code?: string): err is HandoverError {
   return err instanceof HandoverError && (code === undefined || err.code === code)
+}
+
+/** The longest timer Node honours: it clamps longer ones to 1 ms. */
+export const MAX_TIMEOUT = 2_147_483_647
+
+export function invalidOption(name: string, value: unknown, expected: string): HandoverError {
+  return new HandoverError('ERR_INVALID_OPTION', `option ${name} must be ${expected}, not ${JSON.stringify(value) ?? String(value)}`)
 }

@@ -1,6 +1,8 @@
 export { Upgrader } from './upgrader.js'
 export type { UpgraderOptions, UpgradeResult, WaitOptions } from './upgrader.js'
 export { Listener } from './listeners.js'
+export { drain } from './drain.js'
+export type { DrainOptions, DrainResult } from './drain.js'
 export { HandoverError, isHandoverError } from './errors.js'
 export type { HandoverErrorCode, HandoverErrorDetails } from './errors.js'
 export type { Network, StreamNetwork, PacketNetwork } from './address.js'

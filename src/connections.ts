@@ -1,0 +1,60 @@
+import { subscribe } from 'node:diagnostics_channel'
+import type { Http2Session } from 'node:http2'
+import type { Server, Socket } from 'node:net'
+import { Server as TlsServer, type TLSSocket } from 'node:tls'
+
+/**
+ * The open connections of one server. Node keeps no public list of them, and
+ * drain() must reach connections accepted long before it is called: an idle
+ * keep-alive socket or an HTTP/2 session sends no event that would reveal it.
+ */
+export class ServerConnections {
+  /** Every accepted TCP or unix connection: the unit drain() counts. */
+  readonly accepted = new Set<Socket>()
+  /** HTTPS and HTTP/2-over-TLS connections once their handshake is done. */
+  readonly secure = new Set<TLSSocket>()
+  readonly sessions = new Set<Http2Session>()
+
+  constructor(server: Server) {
+    server.on('connection', (socket: Socket) => this.accept(socket))
+    if (server instanceof TlsServer) {
+      server.on('secureConnection', (socket: TLSSocket) => {
+        this.secure.add(socket)
+        socket.once('close', () => this.secure.delete(socket))
+      })
+    }
+    server.on('session', (session: Http2Session) => {
+      this.sessions.add(session)
+      session.once('close', () => this.sessions.delete(session))
+    })
+  }
+
+  accept(socket: Socket): void {
+    if (this.accepted.has(socket) || socket.destroyed) return
+    this.accepted.add(socket)
+    socket.once('close', () => this.accepted.delete(socket))
+  }
+}
+
+const tracked = new WeakMap<Server, ServerConnections>()
+
+export function connectionsOf(server: Server): ServerConnections {
+  let connections = tracked.get(server)
+  if (!connections) {
+    connections = new ServerConnections(server)
+    tracked.set(server, connections)
+  }
+  return connections
+}
+
+// Both channels are public diagnostics_channel names. The first sees every
+// server as it starts listening, before its first connection; the second
+// catches servers that were listening before handover was imported. It
+// fires after the server's own 'connection' event, hence accept() by hand.
+subscribe('tracing:net.server.listen:asyncStart', (message) => {
+  connectionsOf((message as { server: Server }).server)
+})
+subscribe('net.server.socket', (message) => {
+  const socket = (message as { socket: Socket & { server?: Server } }).socket
+  if (socket.server) connectionsOf(socket.server).accept(socket)
+})

@@ -1,0 +1,212 @@
+import { constants as http2Constants, type Http2Session } from 'node:http2'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { Server, type Socket } from 'node:net'
+import { Server as TlsServer } from 'node:tls'
+import { connectionsOf, type ServerConnections } from './connections.js'
+import { HandoverError, invalidOption, MAX_TIMEOUT } from './errors.js'
+
+export interface DrainOptions {
+  /**
+   * Milliseconds an idle or freshly accepted HTTP connection may still send
+   * its next request (answered with `Connection: close`) before it is closed.
+   * Default 500.
+   */
+  idleGrace?: number
+  /** Milliseconds until the remaining connections are destroyed. Default 30 000. */
+  timeout?: number
+  /** Aborting it ends the drain at once, as if the timeout had run out. */
+  signal?: AbortSignal
+}
+
+export interface DrainResult {
+  /** Connections that ended before the timeout: finished, or closed between requests. */
+  graceful: number
+  /** Connections still open at the timeout (or abort), which were destroyed. */
+  forced: number
+}
+
+const draining = new WeakMap<Server, Promise<DrainResult>>()
+
+/**
+ * Stops a server accepting and lets its connections finish without losing a
+ * request. Works on net, http, https and http2 servers; calling it again for
+ * the same server returns the drain already under way.
+ */
+export function drain(server: Server, options: DrainOptions = {}): Promise<DrainResult> {
+  if (!(server instanceof Server)) {
+    return Promise.reject(new HandoverError('ERR_INVALID_ARGUMENT', 'drain() needs a net, http, https or http2 server'))
+  }
+  const under = draining.get(server)
+  if (under) return under
+  let settings
+  try {
+    settings = resolveDrainOptions(options)
+  } catch (err) {
+    return Promise.reject(err)
+  }
+  const promise = new Drain(server, settings).run()
+  draining.set(server, promise)
+  return promise
+}
+
+interface Settings {
+  idleGrace: number
+  timeout: number
+  signal?: AbortSignal
+}
+
+function resolveDrainOptions(options: DrainOptions): Settings {
+  if (typeof options !== 'object' || options === null) throw invalidOption('options', options, 'an object')
+  const ms = (name: string, value: unknown, fallback: number): number => {
+    if (value === undefined) return fallback
+    if (typeof value !== 'number' || !(value >= 0 && value <= MAX_TIMEOUT)) {
+      throw invalidOption(name, value, `a number of ms from 0 to ${MAX_TIMEOUT}`)
+    }
+    return value
+  }
+  const { signal } = options
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidOption('signal', signal, 'an AbortSignal')
+  return { idleGrace: ms('idleGrace', options.idleGrace, 500), timeout: ms('timeout', options.timeout, 30_000), signal }
+}
+
+/** The HTTP/2 "graceful shutdown" GOAWAY (RFC 9113, 6.8): no stream is refused yet. */
+const ANY_STREAM = 2 ** 31 - 1
+
+class Drain {
+  private readonly connections: ServerConnections
+  /** Every connection this drain answers for, open or not. */
+  private readonly counted = new Set<Socket>()
+  /** Since when each HTTP/1 socket has been quiet, and how many bytes it had read then. */
+  private readonly quiet = new Map<Socket, { since: number; bytesRead: number }>()
+  private readonly noticed = new Map<Http2Session, number>()
+  private poll?: NodeJS.Timeout
+  private deadline?: NodeJS.Timeout
+  private finish!: (result: DrainResult) => void
+  private forced = 0
+  private done = false
+
+  constructor(
+    private readonly server: Server,
+    private readonly settings: Settings,
+  ) {
+    this.connections = connectionsOf(server)
+  }
+
+  run(): Promise<DrainResult> {
+    const result = new Promise<DrainResult>((resolve) => (this.finish = resolve))
+    const { signal, timeout, idleGrace } = this.settings
+    // Only where the application listens: on an http2 server, a first
+    // 'request' listener would switch on the compatibility API for every stream.
+    if (this.server.listenerCount('request') > 0) this.server.prependListener('request', this.announceClose)
+    stopAccepting(this.server, () => this.end())
+    signal?.addEventListener('abort', this.force, { once: true })
+    this.deadline = setTimeout(this.force, timeout)
+    this.poll = setInterval(() => this.sweep(), Math.min(100, Math.max(10, idleGrace / 5)))
+    this.sweep()
+    if (signal?.aborted) this.force()
+    return result
+  }
+
+  /** Runs before the application's own handler, so the header is still unsent. */
+  private readonly announceClose = (req: IncomingMessage, res: ServerResponse): void => {
+    // HTTP/2 requests through the compatibility API end with the session's GOAWAY.
+    if (req.httpVersionMajor === 1 && !res.headersSent) res.setHeader('Connection', 'close')
+  }
+
+  private sweep(): void {
+    if (this.done) return
+    const now = Date.now()
+    for (const socket of this.connections.accepted) this.counted.add(socket)
+    for (const session of this.connections.sessions) this.endSession(session, now)
+    const httpSockets = this.server instanceof TlsServer ? this.connections.secure : this.connections.accepted
+    for (const socket of httpSockets) {
+      if (speaksHttp1(socket)) this.closeIfIdle(socket, now)
+    }
+  }
+
+  /** Announces the shutdown at once, and closes the session after the grace. */
+  private endSession(session: Http2Session, now: number): void {
+    if (session.closed || session.destroyed) return
+    const noticedAt = this.noticed.get(session)
+    if (noticedAt === undefined) {
+      this.noticed.set(session, now)
+      session.goaway(http2Constants.NGHTTP2_NO_ERROR, ANY_STREAM)
+    } else if (now - noticedAt >= this.settings.idleGrace) {
+      // A GOAWAY naming the last stream it took; open streams still finish.
+      session.close()
+    }
+  }
+
+  /** Closes an HTTP/1 connection that has neither a request nor a byte in flight for the grace. */
+  private closeIfIdle(socket: Socket, now: number): void {
+    if (socket.destroyed) return
+    const seen = this.quiet.get(socket)
+    const bytesRead = socket.bytesRead
+    if (hasResponseInFlight(socket) || !seen || seen.bytesRead !== bytesRead) {
+      // The grace counts from the last sign of life, or from the first look.
+      this.quiet.set(socket, { since: now, bytesRead })
+      return
+    }
+    if (now - seen.since >= this.settings.idleGrace) socket.destroy()
+  }
+
+  private readonly force = (): void => {
+    if (this.done) return
+    this.sweep()
+    const open = [...this.counted].filter((socket) => !socket.destroyed)
+    this.forced = open.length
+    for (const session of this.connections.sessions) session.destroy()
+    for (const socket of this.connections.secure) socket.destroy()
+    for (const socket of this.connections.accepted) socket.destroy()
+    // Connections accepted before handover was loaded are in Node's own list only.
+    const http = this.server as Server & { closeAllConnections?: () => void }
+    http.closeAllConnections?.()
+    this.end()
+  }
+
+  private end(): void {
+    if (this.done) return
+    this.done = true
+    clearInterval(this.poll)
+    clearTimeout(this.deadline)
+    this.settings.signal?.removeEventListener('abort', this.force)
+    this.server.removeListener('request', this.announceClose)
+    for (const socket of this.connections.accepted) this.counted.add(socket)
+    this.finish({ graceful: this.counted.size - this.forced, forced: this.forced })
+  }
+}
+
+/**
+ * Stops accepting. http.Server#close() would first destroy every idle
+ * connection, counting one that was just accepted and has not sent its
+ * request yet as idle: its client would see ECONNRESET. So that step is
+ * skipped, and drain() closes idle connections itself, after their grace.
+ * The callback runs once the server has no connection left.
+ */
+function stopAccepting(server: Server, drained: () => void): void {
+  const own = Object.getOwnPropertyDescriptor(server, 'closeIdleConnections')
+  const http = server as Server & { closeIdleConnections?: () => void }
+  if (typeof http.closeIdleConnections === 'function') {
+    Object.defineProperty(server, 'closeIdleConnections', { value: () => {}, configurable: true, writable: true })
+  }
+  try {
+    // Not listening any more is fine: the callback still waits for the connections.
+    server.close(() => drained())
+  } finally {
+    if (own) Object.defineProperty(server, 'closeIdleConnections', own)
+    else delete http.closeIdleConnections
+  }
+}
+
+/**
+ * Node's HTTP/1 server gives each connection a parser, and drops it when the
+ * connection is upgraded (WebSocket): such a socket is left to the timeout.
+ */
+function speaksHttp1(socket: Socket): boolean {
+  return (socket as Socket & { parser?: unknown }).parser != null
+}
+
+/** The response being written on the socket; Node's closeIdleConnections() reads the same field. */
+function hasResponseInFlight(socket: Socket): boolean {
+  return (socket as Socket & { _httpMessage?: unknown })._httpMessage != null
+}
