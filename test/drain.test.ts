@@ -1,9 +1,9 @@
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
-import { freePort, get } from './helpers/clients.js'
+import { freePort, get, type RequestLoop } from './helpers/clients.js'
 import { Fixture, killAllFixtures, type FixtureEvent } from './helpers/fixture.js'
-import { http2Loop, nodeKeepAliveLoop, pipelinedLoop, undiciLoop, type RequestLoop } from './helpers/http-clients.js'
+import { http2Loop, nodeKeepAliveLoop, pipelinedLoop, undiciLoop } from './helpers/http-clients.js'
 
 afterEach(killAllFixtures)
 

@@ -59,26 +59,39 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
   })
 }
 
+/** `concurrency` loops of fresh-connection requests, counted by answering pid and by error code. */
+export function loadLoop(target: Target, concurrency: number): RequestLoop {
+  return requestLoop(concurrency, async () => {
+    const { status, body } = await get(target, '/', 10_000)
+    if (status !== 200) throw new Error(`status ${status}`)
+    return Number(body)
+  })
+}
+
+export interface RequestLoop {
+  readonly ok: number
+  errors: Record<string, number>
+  byPid: Map<number, number>
+  stop(): Promise<void>
+}
+
 /**
- * Runs `concurrency` loops of fresh-connection requests until stopped and
- * counts outcomes by error code and by answering pid.
+ * Runs `concurrency` loops of `request` until stopped, and counts answers by
+ * pid and failures by error code. `request` resolves with the answering pid.
  */
-export function loadLoop(target: Target, concurrency: number) {
+export function requestLoop(concurrency: number, request: (worker: number) => Promise<number>, onStop?: () => Promise<void> | void): RequestLoop {
   let running = true
+  let ok = 0
   const errors: Record<string, number> = {}
   const byPid = new Map<number, number>()
-  let ok = 0
-  const loops = Array.from({ length: concurrency }, async () => {
+  const loops = Array.from({ length: concurrency }, async (_, worker) => {
     while (running) {
       try {
-        const { status, body } = await get(target, '/', 10_000)
-        if (status !== 200) errors[`status ${status}`] = (errors[`status ${status}`] ?? 0) + 1
-        else {
-          ok++
-          byPid.set(Number(body), (byPid.get(Number(body)) ?? 0) + 1)
-        }
+        const pid = await request(worker)
+        ok++
+        byPid.set(pid, (byPid.get(pid) ?? 0) + 1)
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? 'unknown'
+        const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
         errors[code] = (errors[code] ?? 0) + 1
       }
     }
@@ -92,6 +105,7 @@ export function loadLoop(target: Target, concurrency: number) {
     async stop() {
       running = false
       await Promise.all(loops)
+      await onStop?.()
     },
   }
 }

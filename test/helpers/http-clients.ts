@@ -4,50 +4,9 @@ import https from 'node:https'
 import net from 'node:net'
 import { readFileSync } from 'node:fs'
 import { Agent as UndiciAgent, request as undiciRequest } from 'undici'
+import { requestLoop, type RequestLoop } from './clients.js'
 
 export const CA = readFileSync(new URL('../fixtures/tls/cert.pem', import.meta.url))
-
-export interface RequestLoop {
-  readonly ok: number
-  errors: Record<string, number>
-  byPid: Map<number, number>
-  stop(): Promise<void>
-}
-
-/**
- * Runs `concurrency` loops of `request` until stopped, and counts answers by
- * pid and failures by error code. `request` resolves with the answering pid.
- */
-export function requestLoop(concurrency: number, request: (worker: number) => Promise<number>, onStop?: () => Promise<void> | void): RequestLoop {
-  let running = true
-  let ok = 0
-  const errors: Record<string, number> = {}
-  const byPid = new Map<number, number>()
-  const loops = Array.from({ length: concurrency }, async (_, worker) => {
-    while (running) {
-      try {
-        const pid = await request(worker)
-        ok++
-        byPid.set(pid, (byPid.get(pid) ?? 0) + 1)
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
-        errors[code] = (errors[code] ?? 0) + 1
-      }
-    }
-  })
-  return {
-    get ok() {
-      return ok
-    },
-    errors,
-    byPid,
-    async stop() {
-      running = false
-      await Promise.all(loops)
-      await onStop?.()
-    },
-  }
-}
 
 /** Reads a whole response and turns anything but `200 <pid>` into an error. */
 function pidFromResponse(res: http.IncomingMessage): Promise<number> {
