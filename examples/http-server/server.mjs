@@ -12,8 +12,8 @@
 // while the new generation keeps serving in the background: stop it by pid.
 import http from 'node:http'
 
-// In an application: import { Upgrader } from 'handover'
-import { Upgrader } from '../../dist/index.js'
+// In an application: import { Upgrader, drain } from 'handover'
+import { Upgrader, drain } from '../../dist/index.js'
 
 const port = Number(process.env.PORT || 8080)
 const log = (message) => console.log(`[pid ${process.pid}] ${message}`)
@@ -37,12 +37,9 @@ for (const signal of ['SIGTERM', 'SIGINT']) {
   })
 }
 
-let exiting = false
 const server = http.createServer(async (req, res) => {
   const url = new URL(req.url, 'http://localhost')
   if (url.pathname === '/slow') await sleep(Number(url.searchParams.get('ms') ?? 5000))
-  // A keep-alive client must reconnect to reach the new generation.
-  if (exiting) res.setHeader('Connection', 'close')
   res.end(`hello from pid ${process.pid}\n`)
 })
 
@@ -54,18 +51,9 @@ await upg.ready()
 log('ready')
 
 await upg.exit()
-exiting = true
-log('exiting: no longer accepting, finishing in-flight requests')
-
-// Node >= 19's close() also destroys connections that were accepted but have
-// not sent their request yet; during a hand-off those requests are ours to
-// answer. (A drain() helper that does all of this properly is planned.)
-server.closeIdleConnections = () => {}
-const deadline = setTimeout(() => {
-  log('deadline passed: closing remaining connections')
-  server.closeAllConnections()
-}, 30_000).unref()
-server.close(() => {
-  clearTimeout(deadline)
-  log('closed')
-})
+log('draining: no longer accepting, finishing in-flight requests')
+// Keep-alive clients get `Connection: close` on their next response, idle
+// connections are closed after a short grace, and whatever is still open
+// after 30 s is destroyed.
+const { graceful, forced } = await drain(server, { timeout: 30_000 })
+log(`closed: ${graceful} connections drained, ${forced} forced`)
