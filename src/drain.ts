@@ -1,8 +1,7 @@
-import { constants as http2Constants, type Http2Session } from 'node:http2'
+import type { Http2Session } from 'node:http2'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Server, type Socket } from 'node:net'
-import { Server as TlsServer } from 'node:tls'
-import { connectionsOf, type ServerConnections } from './connections.js'
+import { connectionsOf, isTlsServer, type ServerConnections } from './connections.js'
 import { HandoverError, invalidOption, MAX_TIMEOUT } from './errors.js'
 
 export interface DrainOptions {
@@ -71,6 +70,8 @@ function resolveDrainOptions(options: DrainOptions): Settings {
 
 /** The HTTP/2 "graceful shutdown" GOAWAY (RFC 9113, 6.8): no stream is refused yet. */
 const ANY_STREAM = 2 ** 31 - 1
+/** http2.constants.NGHTTP2_NO_ERROR, without loading node:http2 at start-up. */
+const NO_ERROR = 0
 
 class Drain {
   private readonly connections: ServerConnections
@@ -118,7 +119,7 @@ class Drain {
     const now = Date.now()
     for (const socket of this.connections.accepted) this.counted.add(socket)
     for (const session of this.connections.sessions) this.endSession(session, now)
-    const httpSockets = this.server instanceof TlsServer ? this.connections.secure : this.connections.accepted
+    const httpSockets = isTlsServer(this.server) ? this.connections.secure : this.connections.accepted
     for (const socket of httpSockets) {
       if (speaksHttp1(socket)) this.closeIfIdle(socket, now)
     }
@@ -130,7 +131,7 @@ class Drain {
     const noticedAt = this.noticed.get(session)
     if (noticedAt === undefined) {
       this.noticed.set(session, now)
-      session.goaway(http2Constants.NGHTTP2_NO_ERROR, ANY_STREAM)
+      session.goaway(NO_ERROR, ANY_STREAM)
     } else if (now - noticedAt >= this.settings.idleGrace) {
       // A GOAWAY naming the last stream it took; open streams still finish.
       session.close()

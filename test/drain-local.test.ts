@@ -2,6 +2,7 @@
 import http from 'node:http'
 import http2 from 'node:http2'
 import net from 'node:net'
+import { execFileSync } from 'node:child_process'
 import { afterEach, describe, expect, it } from 'vitest'
 import { drain, HandoverError } from '../dist/index.js'
 
@@ -165,4 +166,11 @@ describe('drain() on one server', () => {
     expect(server.listenerCount('stream')).toBe(1)
     expect(server.listenerCount('request')).toBe(0)
   })
+})
+
+it('importing handover loads neither node:tls nor node:http2 (each costs a new generation start-up time)', () => {
+  const script = `await import(${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)}); console.log(JSON.stringify(process.moduleLoadList))`
+  const loaded = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as string[]
+  expect(loaded).toContain('NativeModule net')
+  expect(loaded.filter((m) => /^NativeModule (tls|_tls_wrap|http2|internal\/http2\/core)$/.test(m))).toEqual([])
 })
