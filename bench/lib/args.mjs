@@ -1,0 +1,75 @@
+// Command-line options of `npm run bench`. Every figure the run prints
+// depends on these, so they are written into the results JSON as given.
+const SCENARIOS = ['a', 'b', 'c', 'd', 'e']
+
+const DEFAULTS = {
+  duration: 30, // seconds of load per scenario
+  connections: 50,
+  threads: 1,
+  upgrades: 8, // per scenario c, d, e
+  interval: 3, // seconds between upgrades
+  warmup: 2, // seconds of load before each measurement, not counted
+  floorRuns: 10,
+  clusterKillAfter: 5000, // ms a disconnected cluster worker gets before SIGTERM
+  soak: 0, // upgrades in the soak; 0 = no soak
+  tool: 'auto',
+  drain: 'handover',
+  only: undefined,
+}
+
+const USAGE = `usage: npm run bench -- [options]
+  --duration S        seconds of load per scenario (default ${DEFAULTS.duration})
+  --connections N     concurrent connections (default ${DEFAULTS.connections})
+  --threads N         load generator threads, wrk only (default ${DEFAULTS.threads})
+  --upgrades N        upgrades / rolling restarts in c, d, e (default ${DEFAULTS.upgrades})
+  --interval S        seconds between them (default ${DEFAULTS.interval})
+  --warmup S          unmeasured load before each scenario (default ${DEFAULTS.warmup})
+  --floor-runs N      runs per start-up floor (median taken; default ${DEFAULTS.floorRuns})
+  --cluster-kill-after MS  ms a disconnected cluster worker may linger (default ${DEFAULTS.clusterKillAfter})
+  --only a,b,...      scenarios to run (a plain, b steady, c keep-alive upgrades,
+                      d Connection: close upgrades, e cluster rolling restart)
+  --soak N            N back-to-back upgrades under keep-alive load, fd count every 20
+                      (alone unless --only is given too)
+  --tool wrk|autocannon   default: wrk when it is on PATH
+  --drain naive       control experiment: the handover server drains with
+                      close() + closeAllConnections() after 500 ms instead of drain()`
+
+export function parseArgs(argv) {
+  const o = { ...DEFAULTS }
+  const number = (flag, v, min) => {
+    const n = Number(v)
+    if (!Number.isFinite(n) || n < min) throw new Error(`${flag} needs a number >= ${min}, not ${JSON.stringify(v)}`)
+    return n
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]
+    const [name, inline] = flag.split(/=(.*)/s)
+    const value = () => inline ?? argv[++i]
+    switch (name) {
+      case '--duration': o.duration = number(name, value(), 1); break
+      case '--connections': o.connections = number(name, value(), 1); break
+      case '--threads': o.threads = number(name, value(), 1); break
+      case '--upgrades': o.upgrades = number(name, value(), 0); break
+      case '--interval': o.interval = number(name, value(), 0.1); break
+      case '--warmup': o.warmup = number(name, value(), 0); break
+      case '--floor-runs': o.floorRuns = number(name, value(), 1); break
+      case '--cluster-kill-after': o.clusterKillAfter = number(name, value(), 0); break
+      case '--soak': o.soak = number(name, value(), 1); break
+      case '--tool': o.tool = value(); break
+      case '--only': o.only = value(); break
+      case '--drain': o.drain = value(); break
+      case '-h': case '--help': return { help: USAGE }
+      default: throw new Error(`unknown option ${flag}\n${USAGE}`)
+    }
+  }
+  if (!['auto', 'wrk', 'autocannon'].includes(o.tool)) throw new Error(`--tool must be wrk or autocannon, not ${o.tool}`)
+  if (!['handover', 'naive'].includes(o.drain)) throw new Error(`--drain must be handover or naive, not ${o.drain}`)
+  const only = o.only === undefined ? (o.soak ? [] : SCENARIOS) : o.only.split(',').map((s) => s.trim()).filter(Boolean)
+  const unknown = only.filter((s) => !SCENARIOS.includes(s))
+  if (unknown.length) throw new Error(`--only takes ${SCENARIOS.join(',')}, not ${unknown.join(',')}`)
+  o.scenarios = SCENARIOS.filter((s) => only.includes(s))
+  // The upgrades have to fit in the load, with one interval left to settle.
+  const fits = (o.upgrades + 1) * o.interval <= o.duration
+  o.upgradeInterval = fits || o.upgrades === 0 ? o.interval : o.duration / (o.upgrades + 1)
+  return o
+}

@@ -1,0 +1,56 @@
+// autocannon run for lib/load.mjs when wrk is missing. Prints one JSON line.
+// autocannon neither honours Connection: close nor counts a request lost to a
+// closed connection, so each client is taught both here, with errors sorted
+// into wrk's kinds: connect / read / write / timeout (plus non-2xx).
+import autocannon from 'autocannon'
+
+const { url, seconds, connections, close } = JSON.parse(process.argv[2])
+const errors = { connect: 0, read: 0, write: 0, timeout: 0, non2xx: 0 }
+
+const classify = (err) => {
+  if (err.syscall === 'connect' || err.code === 'ECONNREFUSED') errors.connect++
+  else if (err.syscall === 'write' || err.code === 'EPIPE') errors.write++
+  else errors.read++
+}
+
+function setupClient(client) {
+  // Set when a response said Connection: close; the server's EOF is then expected.
+  let closing = false
+  client.on('headers', (h) => { if (h.shouldKeepAlive === false) closing = true })
+  client.on('connError', classify)
+  client.on('timeout', () => errors.timeout++)
+  const doRequest = client._doRequest
+  client._doRequest = function () {
+    // Not on a connection the server is closing: that request would vanish.
+    if (!closing) doRequest.call(this)
+  }
+  const connect = client._connect
+  client._connect = function () {
+    closing = false
+    this.pipelinedRequests.clear()
+    connect.call(this)
+    this.conn.prependListener('end', () => {
+      if (!closing && this.pipelinedRequests.size() > 0) errors.read++
+    })
+  }
+}
+
+const instance = autocannon({
+  url,
+  connections,
+  duration: seconds,
+  timeout: 2, // wrk's default
+  headers: close ? { connection: 'close' } : {},
+  setupClient,
+})
+process.once('SIGINT', () => instance.stop())
+instance.once('done', (r) => {
+  errors.non2xx = r.non2xx
+  process.stdout.write(`${JSON.stringify({
+    requests: r.requests.total,
+    seconds: r.duration,
+    p50Ms: r.latency.p50,
+    p99Ms: r.latency.p99,
+    errors,
+  })}\n`)
+})

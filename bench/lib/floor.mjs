@@ -1,0 +1,45 @@
+// The start-up floor an upgrade cannot beat: how long a bare node takes to
+// start and exit, and to start, listen on a port and exit. Each is spawned
+// `runs` times after one unmeasured warm-up run; the median is the floor.
+import { spawn } from 'node:child_process'
+import { performance } from 'node:perf_hooks'
+import { median, max, min } from './stats.mjs'
+
+const HANDOVER = new URL('../../dist/index.js', import.meta.url).href
+
+export const FLOORS = {
+  bare: { label: "node -e ''", args: ['-e', ''] },
+  listen: {
+    label: 'node start + listen + exit',
+    args: ['-e', "require('node:http').createServer().listen(0, '127.0.0.1', () => process.exit(0))"],
+  },
+  // Not a target: what importing handover and binding through it adds.
+  handover: {
+    label: 'node start + Upgrader + listen + exit',
+    args: ['--input-type=module', '-e', `
+      const { Upgrader } = await import(${JSON.stringify(HANDOVER)})
+      const upg = await Upgrader.create()
+      const server = (await import('node:http')).createServer()
+      server.listen(upg.listen('tcp4', '127.0.0.1:0'), () => process.exit(0))`],
+  },
+}
+
+export function timeOnce(args) {
+  return new Promise((resolve, reject) => {
+    const start = performance.now()
+    const child = spawn(process.execPath, args, { stdio: 'ignore' })
+    child.once('error', reject)
+    child.once('exit', (code) => (code === 0 ? resolve(performance.now() - start) : reject(new Error(`${args.join(' ')} exited with ${code}`))))
+  })
+}
+
+export async function measureFloors(runs) {
+  const out = {}
+  for (const [name, { label, args }] of Object.entries(FLOORS)) {
+    await timeOnce(args)
+    const ms = []
+    for (let i = 0; i < runs; i++) ms.push(await timeOnce(args))
+    out[name] = { label, medianMs: median(ms), minMs: min(ms), maxMs: max(ms), runs: ms }
+  }
+  return out
+}

@@ -1,0 +1,118 @@
+// The one table `npm run bench` prints, and the issue's targets checked
+// against it. Everything here reads the results object that is also saved.
+import { median } from './stats.mjs'
+
+const MiB = 1024
+const f0 = (v) => (v === undefined ? '-' : Math.round(v).toLocaleString('en-US'))
+const f1 = (v) => (v === undefined ? '-' : v.toFixed(1))
+const f2 = (v) => (v === undefined ? '-' : v.toFixed(2))
+const pair = (a, b, fmt = f1) => (a === undefined ? '-' : `${fmt(a)} / ${fmt(b)}`)
+
+export function table(results) {
+  const head = ['', 'scenario', 'req/s', 'p99 ms', 'connect', 'read', 'write', 'timeout', 'non-2xx', 'failed',
+    'upgrades', 'upgrade ms med/max', 'old gone ms med/max', 'RSS MiB med/peak', '/plain req/s, RSS', 'upgrade/floor']
+  const plain = results.scenarios.a
+  const floor = results.floor.listen.medianMs
+  const rows = Object.values(results.scenarios).map((s) => {
+    const e = s.load.errors
+    const u = s.upgrades
+    return [s.id, s.title, f0(s.load.rps), f1(s.load.p99Ms), e.connect, e.read, e.write, e.timeout, e.non2xx, s.load.failed,
+      u ? `${u.ok}/${u.expected}` : '-',
+      u ? pair(u.ms.median, u.ms.max) : '-',
+      u ? pair(u.goneMs.median, u.goneMs.max) : '-',
+      pair(s.rssKiB.median / MiB, s.rssKiB.peak / MiB),
+      plain && s !== plain ? pair(s.load.rps / plain.load.rps, s.rssKiB.median / plain.rssKiB.median, f2) : '-',
+      u?.ms.median !== undefined ? f2(u.ms.median / floor) : '-'].map(String)
+  })
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
+  const line = (cells) => `| ${cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`
+  const rule = `|${widths.map((w, i) => (i < 2 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`
+  return [line(head), rule, ...rows.map(line)].join('\n')
+}
+
+export function floors(results) {
+  const w = Math.max(...Object.values(results.floor).map((f) => f.label.length))
+  return Object.values(results.floor)
+    .map((f) => `  ${f.label.padEnd(w)}  median ${f1(f.medianMs)} ms (min ${f1(f.minMs)}, max ${f1(f.maxMs)}, ${f.runs.length} runs)`)
+    .join('\n')
+}
+
+/** [{ name, value, target, pass, info }] for the scenarios that ran; `info` lines explain, they are not targets. */
+export function checks(results) {
+  const { a, b, c, d } = results.scenarios
+  const floor = results.floor.listen.medianMs
+  const loaded = results.floor.listenUnderLoad?.medianMs
+  const out = []
+  const add = (name, value, target, pass, info = false) => out.push({ name, value, target, pass, info })
+  if (a && b) {
+    const ratio = b.load.rps / a.load.rps
+    add('steady req/s, handover/plain', `${ratio.toFixed(3)} (${f0(b.load.rps)} / ${f0(a.load.rps)})`, '>= 0.97', ratio >= 0.97)
+    const extra = (b.rssKiB.median - a.rssKiB.median) / MiB
+    const rssRatio = b.rssKiB.median / a.rssKiB.median
+    add('steady RSS, handover - plain', `${extra >= 0 ? '+' : ''}${extra.toFixed(1)} MiB (ratio ${rssRatio.toFixed(2)})`, '<= +5 MiB', extra <= 5)
+  }
+  const idle = b?.idleUpgrades?.ms.median
+  if (idle !== undefined) {
+    add('b: upgrade latency without load vs floor', `${f1(idle)} ms = floor ${f1(floor)} ${idle >= floor ? '+' : '-'} ${f1(Math.abs(idle - floor))} ms ` +
+      `(ratio ${(idle / floor).toFixed(2)})`, '<= floor + 15 ms; not the target, which is c', idle <= floor + 15, true)
+  }
+  for (const s of [c, d]) {
+    if (!s) continue
+    const m = s.upgrades.ms.median
+    // The new processes' own start to ready, and the floor under load, say where the time goes.
+    const why = `; under load: floor ${f1(loaded)}, new process start to ready ${f1(median(s.startupMs))}`
+    add(`${s.id}: upgrade latency median vs floor`, m === undefined ? 'no upgrade'
+      : `${f1(m)} ms = floor ${f1(floor)} ${m >= floor ? '+' : '-'} ${f1(Math.abs(m - floor))} ms (ratio ${(m / floor).toFixed(2)}${why})`, '<= floor + 15 ms', m !== undefined && m <= floor + 15)
+    add(`${s.id}: failed requests`, String(s.load.failed), '0', s.load.failed === 0)
+    add(`${s.id}: upgrades that succeeded`, `${s.upgrades.ok}/${s.upgrades.expected}`, 'all', s.upgrades.ok === s.upgrades.expected)
+  }
+  const soak = results.soak
+  if (soak) {
+    add(`soak: fds across ${soak.upgrades} upgrades`, soak.verdict, 'flat', soak.flat)
+    const lost = soak.load.error ? soak.load.error : soak.load.failed
+    add('soak: failed requests', String(lost), '0', lost === 0)
+    add('soak: upgrades that succeeded', `${soak.upgrades - soak.failures.length}/${soak.upgrades}`, 'all', soak.failures.length === 0)
+  }
+  return out
+}
+
+export function checkLines(list) {
+  const w = Math.max(...list.map((c) => c.name.length))
+  const mark = (c) => (c.info ? (c.pass ? 'info' : 'INFO') : c.pass ? 'PASS' : 'FAIL')
+  return list.map((c) => `  ${mark(c)}  ${c.name.padEnd(w)}  ${c.value}   (${c.info ? '' : 'target '}${c.target})`).join('\n')
+}
+
+export function soakLines(soak) {
+  const rows = soak.samples.map((s) => `  ${String(s.upgrades).padStart(4)} upgrades  pid ${s.pid}  fds ${s.total} = ${s.base} + ${s.connections} connections  RSS ${f1(s.rssKiB / MiB)} MiB`)
+  const l = soak.load
+  const load = l.error ? `load: ${l.error}` : `load: ${f0(l.rps)} req/s, ${l.failed} failed (${JSON.stringify(l.errors)})`
+  const failed = soak.failures.length ? `\n  upgrades that failed: ${soak.failures.map((f) => `#${f.upgrade} ${f.code}`).join(', ')}` : ''
+  return `${rows.join('\n')}\n  ${load}${failed}\n  verdict: ${soak.verdict}`
+}
+
+/** What the table cannot show: failed upgrades, forced connections, killed workers. */
+export function notes(results) {
+  const out = []
+  for (const s of Object.values(results.scenarios)) {
+    const u = s.upgrades
+    const iu = s.idleUpgrades
+    if (iu) out.push(`  ${s.id}: ${iu.ok} upgrades after the load, without it: median ${f1(iu.ms.median)} ms, max ${f1(iu.ms.max)} ms` +
+      (iu.failed.length ? `; failed: ${iu.failed.join(', ')}` : ''))
+    if (u?.failed.length) out.push(`  ${s.id}: upgrades that failed: ${u.failed.join(', ')}`)
+    if (u?.goneMs.missing) out.push(`  ${s.id}: ${u.goneMs.missing} old processes not seen to exit`)
+    if (u?.killed) out.push(`  ${s.id}: ${u.killed} old workers still alive ${results.options.clusterKillAfter} ms after disconnect, SIGTERMed`)
+    if (s.phases) {
+      const p = s.phases
+      out.push(`  ${s.id}: new processes, ms from start (median): main module ${f1(p.main)}, handover imported ${f1(p.imported)}, ` +
+        `Upgrader created ${f1(p.created)}, listening ${f1(p.listening)}, ready ${f1(median(s.startupMs))}`)
+    }
+    if (u?.rollingMs.length) out.push(`  ${s.id}: whole rolling restart (both workers) median ${f1(median(u.rollingMs))} ms`)
+    if (s.drains.length) {
+      const sum = (k) => s.drains.reduce((a, d) => a + d[k], 0)
+      const via = [...new Set(s.drains.map((d) => d.via))].join('+')
+      out.push(`  ${s.id}: ${via} drain of the old processes: median ${f1(median(s.drains.map((d) => d.ms)))} ms, ` +
+        (via === 'handover' ? `${sum('graceful')} connections graceful, ${sum('forced')} forced` : 'counts not available'))
+    }
+  }
+  return out.join('\n')
+}

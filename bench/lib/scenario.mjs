@@ -1,0 +1,101 @@
+// Runs one scenario: start its server, warm up, then load it for the whole
+// duration while sampling RSS and (c, d, e) sending SIGHUP at fixed times;
+// wait for every old process to be gone, stop the server, summarize.
+import { startLoad } from './load.mjs'
+import { BenchServer } from './launch.mjs'
+import { sleep, waitFor } from './proc.mjs'
+import { upgradeOnce } from './upgrade.mjs'
+import { max, median } from './stats.mjs'
+
+export const SCENARIOS = {
+  a: { title: 'plain http, 1 process', script: 'plain.mjs' },
+  // After its load, b also upgrades N times with no load: the same figure as
+  // c's upgrade latency, without the CPU contention, beside the idle floor.
+  b: { title: 'handover, steady', script: 'server.mjs', idleUpgrades: true },
+  c: { title: 'handover, keep-alive, upgrades', script: 'server.mjs', upgrades: true },
+  d: { title: 'handover, Connection: close, upgrades', script: 'server.mjs', upgrades: true, close: true },
+  // One SIGHUP restarts both workers, one after the other.
+  e: { title: 'cluster 2 workers, rolling restarts', script: 'cluster.mjs', upgrades: true, perSignal: 2 },
+}
+
+export async function runScenario(id, { tool, options: o, dir, log }) {
+  const spec = SCENARIOS[id]
+  const server = await BenchServer.start(id, spec.script, dir, {
+    BENCH_KILL_AFTER: String(o.clusterKillAfter),
+    BENCH_DRAIN: o.drain,
+    BENCH_MAX_LIFETIME: String((o.warmup + o.duration + 120) * 1000),
+  })
+  const loadOptions = { url: server.url, connections: o.connections, threads: o.threads, close: spec.close }
+  try {
+    if (o.warmup > 0) await startLoad(tool, { ...loadOptions, seconds: o.warmup }).result
+    const load = startLoad(tool, { ...loadOptions, seconds: o.duration })
+    const began = Date.now()
+    const rss = []
+    const sampler = setInterval(() => rss.push(server.rssKiB()), 500)
+    const signals = []
+    if (spec.upgrades) {
+      for (let k = 1; k <= o.upgrades; k++) {
+        await sleep(began + k * o.upgradeInterval * 1000 - Date.now())
+        const pid = server.currentPid()
+        process.kill(pid, 'SIGHUP')
+        signals.push(pid)
+        log(`  ${id}: SIGHUP ${k}/${o.upgrades} to ${pid}`)
+      }
+    }
+    const load$ = await load.result
+    clearInterval(sampler)
+    // Old processes drain after the load has ended too; wait for all of them.
+    const expectGone = () => server.events('gone').length >= server.events('upgrade').length
+    await waitFor('the old processes to exit', expectGone, 40_000, 100).catch((err) => log(`  ${id}: ${err.message}`))
+    const idle = []
+    if (spec.idleUpgrades) {
+      for (let k = 0; k < o.upgrades; k++) idle.push(await upgradeOnce(server))
+      log(`  ${id}: ${idle.length} upgrades without load`)
+    }
+    return summarize(id, spec, server, load$, rss, signals, idle)
+  } finally {
+    if (!(await server.stop())) log(`  ${id}: had to SIGKILL leftover processes; log tail:\n${server.logTail()}`)
+  }
+}
+
+function summarize(id, spec, server, load, rss, signals, idle) {
+  const idleMs = idle.filter((e) => e.event === 'upgrade').map((e) => e.ms)
+  const upgrades = server.events('upgrade')
+  const gone = server.events('gone')
+  const goneMs = []
+  for (const u of upgrades) {
+    const g = gone.find((e) => e.old === (u.from ?? u.pid))
+    if (g) goneMs.push(g.at - u.at)
+  }
+  const drains = server.events('drained')
+  return {
+    id,
+    title: spec.title,
+    load,
+    rssKiB: { median: median(rss), peak: max(rss), samples: rss.length },
+    upgrades: spec.upgrades
+      ? {
+          signals: signals.length,
+          expected: signals.length * (spec.perSignal ?? 1),
+          ok: upgrades.length,
+          failed: server.events('upgrade-failed').map((e) => e.code),
+          ms: { median: median(upgrades.map((u) => u.ms)), max: max(upgrades.map((u) => u.ms)), all: upgrades.map((u) => u.ms) },
+          goneMs: { median: median(goneMs), max: max(goneMs), all: goneMs, missing: upgrades.length - goneMs.length },
+          killed: gone.filter((g) => g.killed).length,
+          rollingMs: server.events('rolled').map((e) => e.ms),
+        }
+      : undefined,
+    idleUpgrades: spec.idleUpgrades
+      ? { ok: idleMs.length, failed: idle.filter((e) => e.event !== 'upgrade').map((e) => e.code), ms: { median: median(idleMs), max: max(idleMs), all: idleMs } }
+      : undefined,
+    drains: drains.map(({ ms, graceful, forced, via }) => ({ ms, graceful, forced, via })),
+    // Of the processes an upgrade started (not the first): their own start to ready, and its phases.
+    startupMs: server.events('ready').slice(1).map((e) => e.startupMs).filter((v) => v !== undefined),
+    phases: phaseMedians(server.events('ready').slice(1).map((e) => e.phases).filter(Boolean)),
+  }
+}
+
+function phaseMedians(list) {
+  if (!list.length) return undefined
+  return Object.fromEntries(Object.keys(list[0]).map((k) => [k, median(list.map((p) => p[k]))]))
+}

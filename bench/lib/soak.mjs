@@ -1,0 +1,55 @@
+// The soak: `count` back-to-back upgrades of the handover server under
+// keep-alive load. After every 20th, once the old process is gone, it takes
+// a census of the serving process's fds (/proc/<pid>/fd): `base` excludes
+// the client connections, which come and go with the load, so a leak of
+// listeners, control channels or pipes shows as growth in `base`.
+import { startLoad } from './load.mjs'
+import { BenchServer } from './launch.mjs'
+import { fdCensus, rssKiB, sleep } from './proc.mjs'
+import { upgradeOnce } from './upgrade.mjs'
+import { max, min } from './stats.mjs'
+
+const EVERY = 20
+
+export async function runSoak(count, { tool, options: o, dir, log }) {
+  const server = await BenchServer.start('soak', 'server.mjs', dir, { BENCH_MAX_LIFETIME: String(3_600_000) })
+  const load = startLoad(tool, { url: server.url, seconds: 3600, connections: o.connections, threads: o.threads })
+  const samples = []
+  const failures = []
+  const census = (upgrades) => {
+    const pid = server.currentPid()
+    const sample = { upgrades, pid, ...fdCensus(pid, server.port), rssKiB: rssKiB(pid) }
+    samples.push(sample)
+    log(`  soak: after ${upgrades} upgrades pid ${pid}: ${sample.total} fds (${sample.base} without ${sample.connections} connections), RSS ${(sample.rssKiB / 1024).toFixed(1)} MiB`)
+  }
+  let loadResult
+  try {
+    await sleep(1000)
+    census(0)
+    for (let i = 1; i <= count; i++) {
+      // On success the successor has seen the old process exit, so its own fds have settled.
+      const outcome = await upgradeOnce(server)
+      if (outcome.event === 'upgrade-failed') {
+        failures.push({ upgrade: i, code: outcome.code, message: outcome.message })
+        await sleep(200)
+        continue
+      }
+      if (i % EVERY === 0 || i === count) census(i)
+    }
+  } finally {
+    load.stop()
+    loadResult = await load.result.catch((err) => ({ error: err.message }))
+    await server.stop()
+  }
+  const bases = samples.map((s) => s.base)
+  // Allow one fd of slack for a timer or a log write caught mid-flight.
+  const flat = max(bases) - min(bases) <= 1
+  return {
+    upgrades: count,
+    failures,
+    samples,
+    load: loadResult,
+    verdict: flat ? 'flat' : `not flat: ${min(bases)}..${max(bases)} fds besides connections`,
+    flat,
+  }
+}

@@ -1,0 +1,126 @@
+// npm run bench [-- options]: see bench/README.md, or --help.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from './lib/args.mjs'
+import { measureFloors } from './lib/floor.mjs'
+import { measureLoadedFloor } from './lib/loaded-floor.mjs'
+import { pickTool } from './lib/load.mjs'
+import { checkLines, checks, floors, notes, soakLines, table } from './lib/report.mjs'
+import { runScenario, SCENARIOS } from './lib/scenario.mjs'
+import { runSoak } from './lib/soak.mjs'
+
+const log = (message) => process.stderr.write(`${message}\n`)
+
+let options
+try {
+  options = parseArgs(process.argv.slice(2))
+} catch (err) {
+  log(err.message)
+  process.exit(2)
+}
+if (options.help) {
+  console.log(options.help)
+  process.exit(0)
+}
+if (process.platform !== 'linux') {
+  log('the bench reads /proc and runs on Linux only')
+  process.exit(2)
+}
+
+const handover = await import('../dist/index.js').catch((err) => {
+  log(`cannot import dist/index.js (run npm run build:ts): ${err.message}`)
+  process.exit(2)
+})
+if (typeof handover.drain !== 'function') {
+  log('dist/index.js exports no drain(): run npm run build:ts')
+  process.exit(2)
+}
+let tool
+try {
+  tool = pickTool(options.tool)
+} catch (err) {
+  log(err.message)
+  process.exit(2)
+}
+const shape = `${tool.name === 'wrk' ? `-t${options.threads} ` : ''}-c${options.connections}`
+log(`load tool: ${tool.name} ${tool.version} (${tool.path}), ${shape}, ${options.duration} s a scenario`)
+if (options.drain === 'naive') log('control experiment: the handover server drains with bench/lib/naive-drain.mjs, not drain()')
+if (options.upgradeInterval !== options.interval) {
+  log(`note: ${options.upgrades} upgrades ${options.interval} s apart do not fit in ${options.duration} s; using ${options.upgradeInterval.toFixed(2)} s`)
+}
+
+const dir = mkdtempSync(join(os.tmpdir(), 'handover-bench-'))
+const machine = () => ({ loadavg: os.loadavg().map((l) => Number(l.toFixed(2))) })
+const results = {
+  date: new Date().toISOString(),
+  machine: {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    memMiB: Math.round(os.totalmem() / 2 ** 20),
+    kernel: os.release(),
+    node: process.version,
+    atStart: machine(),
+  },
+  tool,
+  options,
+  floor: undefined,
+  scenarios: {},
+  soak: undefined,
+}
+
+let failed = false
+try {
+  log(`start-up floor: ${options.floorRuns} runs each`)
+  results.floor = await measureFloors(options.floorRuns)
+  const context = { tool, options, dir, log }
+  if (options.scenarios.some((id) => SCENARIOS[id].upgrades)) {
+    results.floor.listenUnderLoad = await measureLoadedFloor(options.floorRuns, context)
+  }
+  for (const id of options.scenarios) {
+    log(`${id}: ${SCENARIOS[id].title}`)
+    results.scenarios[id] = await runScenario(id, context)
+  }
+  if (options.soak) {
+    log(`soak: ${options.soak} upgrades under keep-alive load`)
+    results.soak = await runSoak(options.soak, context)
+  }
+} catch (err) {
+  failed = true
+  log(`bench failed: ${err.stack}\nserver logs kept in ${dir}`)
+}
+results.machine.atEnd = machine()
+results.checks = results.floor ? checks(results) : []
+if (results.scenarios && results.floor) {
+  const used = [...new Set(Object.values(results.scenarios).flatMap((s) => s.drains.map((d) => d.via)))]
+  console.log(`\nhandover bench ${results.date.slice(0, 16)}Z  node ${process.version}  ${results.machine.cpus} cpus  ` +
+    `load tool: ${tool.name} ${tool.version} ${shape}` +
+    (options.scenarios.length ? ` -d${options.duration}s  upgrades: ${options.upgrades} every ${options.upgradeInterval.toFixed(1)} s` : '') +
+    `  drain: ${used.join('+') || options.drain}\n`)
+  if (Object.keys(results.scenarios).length) console.log(table(results))
+  const remarks = notes(results)
+  if (remarks) console.log(`\n${remarks}`)
+  console.log(`\nstart-up floor:\n${floors(results)}`)
+  if (results.soak) console.log(`\nsoak:\n${soakLines(results.soak)}`)
+  if (results.checks.length) console.log(`\ntargets:\n${checkLines(results.checks)}`)
+  console.log(`\nload average: ${results.machine.atStart.loadavg.join(' ')} at start, ${results.machine.atEnd.loadavg.join(' ')} at end`)
+}
+const resultsDir = fileURLToPath(new URL('./results/', import.meta.url))
+const out = join(resultsDir, `${results.date.slice(0, 10)}.json`)
+mkdirSync(resultsDir, { recursive: true })
+keepEarlierRun(out)
+writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`)
+log(`results: ${out}`)
+if (!failed) rmSync(dir, { recursive: true, force: true })
+process.exit(failed ? 1 : 0)
+
+/** <date>.json is the day's latest run; an earlier one moves to <date>-<HHMMSS>.json. */
+function keepEarlierRun(path) {
+  if (!existsSync(path)) return
+  let time = 'earlier'
+  try {
+    time = JSON.parse(readFileSync(path, 'utf8')).date.slice(11, 19).replaceAll(':', '')
+  } catch {}
+  renameSync(path, path.replace(/\.json$/, `-${time}.json`))
+}
