@@ -1,5 +1,6 @@
 import { lstatSync, unlinkSync } from 'node:fs'
 import { constants } from 'node:os'
+import { nameKey, type ActivatedSockets } from './activation.js'
 import { formatInet, parseAddress, type BindSpec, type Network } from './address.js'
 import type { ListenTarget, OsSocket, OutgoingSocket, PlatformBackend, TransferEntry } from './backend/types.js'
 import { HandoverError, systemError } from './errors.js'
@@ -48,6 +49,8 @@ interface Held {
   socket: OsSocket
   info: SocketInfo
   inherited: boolean
+  /** From socket activation, here or in an earlier generation: its file is the service manager's. */
+  activated?: boolean
   /** Unix paths: the file this generation may remove on final shutdown. */
   file?: { dev: number; ino: number }
 }
@@ -57,16 +60,25 @@ export class SocketTable {
   private readonly held = new Map<string, Held>()
   private readonly inherited = new Map<string, TransferEntry>()
 
-  constructor(private readonly backend: PlatformBackend, private readonly cwd: string, inherited: TransferEntry[] = []) {
+  constructor(
+    private readonly backend: PlatformBackend,
+    private readonly cwd: string,
+    inherited: TransferEntry[] = [],
+    private readonly activated?: ActivatedSockets,
+  ) {
     for (const entry of inherited) this.inherited.set(entry.key, entry)
   }
 
-  listen(network: string, address: string, packet: boolean): Listener {
+  /** With a `name`, the socket is found by that name first (see ListenOptions), by address after. */
+  listen(network: string, address: string, packet: boolean, name?: string): Listener {
     const spec = parseAddress(network, address, packet, this.cwd)
-    let held = this.held.get(spec.key)
+    const key = name === undefined ? spec.key : nameKey(name)
+    let held = this.held.get(key)
     if (!held) {
-      held = (!isPortZero(spec) && this.claimInherited(spec)) || this.bindFresh(spec)
-      this.held.set(spec.key, held)
+      held = (name !== undefined && this.claimNamed(key, name, spec.network, packet)) ||
+        (!isPortZero(spec) && (this.claimInherited(spec) || this.claimActivated(spec))) ||
+        this.bindFresh(spec)
+      this.held.set(key, held)
     }
     return this.listenerFor(held, spec.network)
   }
@@ -76,13 +88,14 @@ export class SocketTable {
     const out: OutgoingSocket[] = []
     for (const [key, h] of this.held) {
       if (isPortZero(h.spec)) continue
-      out.push({ key, network: h.spec.network, address: describe(h), socket: h.socket })
+      out.push({ key, network: h.spec.network, address: describe(h), socket: h.socket, ...(h.activated && { activated: true }) })
     }
     return out
   }
 
-  /** At ready(): inherited sockets nobody asked for are closed. */
+  /** At ready(): inherited and activated sockets nobody asked for are closed. */
   closeUnclaimed(): void {
+    this.activated?.closeUnclaimed()
     for (const entry of this.inherited.values()) {
       try {
         this.backend.close(this.backend.receive(entry))
@@ -131,7 +144,23 @@ export class SocketTable {
       this.backend.close(socket)
       throw new HandoverError('ERR_BAD_INHERITANCE', `inherited socket for ${spec.key} ${problem}`)
     }
+    if (entry.activated) return { spec, socket, info, inherited: true, activated: true }
     return { spec, socket, info, inherited: true, file: fileIdentity(spec) }
+  }
+
+  /** A socket the parent passed under this name, else an activated socket of this name. */
+  private claimNamed(key: string, name: string, network: Network, packet: boolean): Held | undefined {
+    const entry = this.inherited.get(key)
+    // The parent's description of the socket, so the usual checks apply.
+    if (entry) return this.claimInherited({ ...parseAddress(entry.network, entry.address, packet, this.cwd), key })
+    const claimed = this.activated?.claimByName(name, network, packet)
+    return claimed && { ...claimed, inherited: true, activated: true }
+  }
+
+  /** No file identity: the service manager created the file and removes it. */
+  private claimActivated(spec: BindSpec): Held | undefined {
+    const claimed = this.activated?.claim(spec)
+    return claimed && { spec, ...claimed, inherited: true, activated: true }
   }
 
   private bindFresh(spec: BindSpec): Held {

@@ -23,6 +23,8 @@ export interface PosixAddon {
   duplicate(fd: number): number
   inspect(fd: number): SocketInfo
   setNonBlocking(fd: number): void
+  /** One datagram to a unix datagram socket: a path, or an abstract name (without its NUL). */
+  sdNotify(path: string, abstract: boolean, message: string): void
 }
 
 let addon: unknown

@@ -8,6 +8,8 @@ export class ParentLink {
   private waiters = 0
   /** Resolves when the parent has exited (EOF on the control channel). */
   readonly exited: Promise<void>
+  /** Resolves when the parent says it handed over (it has sent MAINPID=), or has exited. */
+  readonly handedOver: Promise<void>
 
   private constructor(
     private readonly channel: ControlChannel,
@@ -22,7 +24,11 @@ export class ParentLink {
       if (channel.closed) done()
       else channel.once('close', done)
     })
-    // Anything the parent says after hello is a protocol error we can only ignore.
+    this.handedOver = new Promise((resolve) => {
+      channel.on('message', (m: Message) => m.type === 'handed-over' && resolve())
+      void this.exited.then(resolve)
+    })
+    // Anything else the parent says after hello is a protocol error we can only ignore.
     channel.on('error', () => {})
     channel.unref()
   }

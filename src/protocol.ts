@@ -40,7 +40,16 @@ export interface ReadyMessage {
   pid: number
 }
 
-export type Message = HelloMessage | ReadyMessage
+/**
+ * Parent to child, after the hand-off: the parent has named the child the
+ * service manager's main process (MAINPID=), so the child's READY=1 counts.
+ * A child that does not know this message ignores it.
+ */
+export interface HandedOverMessage {
+  type: 'handed-over'
+}
+
+export type Message = HelloMessage | ReadyMessage | HandedOverMessage
 
 const NETWORKS: readonly string[] = [...STREAM_NETWORKS, ...PACKET_NETWORKS]
 
@@ -49,7 +58,9 @@ function isTransferEntry(v: unknown): v is TransferEntry {
   return (
     typeof e === 'object' && e !== null &&
     typeof e.key === 'string' && typeof e.address === 'string' && NETWORKS.includes(e.network) &&
-    (e.fd === undefined || Number.isInteger(e.fd)) && (e.info === undefined || typeof e.info === 'string')
+    (e.fd === undefined || Number.isInteger(e.fd)) && (e.info === undefined || typeof e.info === 'string') &&
+    (e.pid === undefined || Number.isInteger(e.pid)) &&
+    (e.activated === undefined || typeof e.activated === 'boolean')
   )
 }
 
@@ -58,6 +69,7 @@ export function validateMessage(value: unknown): Message {
   const m = value as Message
   if (typeof m !== 'object' || m === null) throw new HandoverError('ERR_PROTOCOL', 'control message is not an object')
   if (m.type === 'ready' && Number.isInteger(m.pid)) return m
+  if (m.type === 'handed-over') return m
   if (m.type === 'hello') {
     if (m.version !== PROTOCOL_VERSION) {
       throw new HandoverError('ERR_PROTOCOL', `the parent speaks protocol version ${String(m.version)}, this is ${PROTOCOL_VERSION}`)

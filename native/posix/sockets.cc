@@ -18,30 +18,14 @@
 #include <string>
 
 #include "../napi_util.h"
+#include "notify.h"
+#include "socket_util.h"
 
 namespace handover {
 namespace {
 
 constexpr int kStream = 1;
 constexpr int kDgram = 2;
-
-int NewSocket(int domain, int type) {
-#ifdef SOCK_CLOEXEC
-  int fd = socket(domain, type | SOCK_CLOEXEC, 0);
-  if (fd >= 0 || errno != EINVAL) return fd;
-#endif
-  // macOS has no SOCK_CLOEXEC. Handover never forks from another thread,
-  // so setting the flag right away leaves no window for a leak.
-  int plain = socket(domain, type, 0);
-  if (plain < 0) return plain;
-  if (fcntl(plain, F_SETFD, FD_CLOEXEC) == -1) {
-    int err = errno;
-    close(plain);
-    errno = err;
-    return -1;
-  }
-  return plain;
-}
 
 // Closes fd and restores errno, so the caller can still report it.
 int Fail(int fd) {
@@ -280,6 +264,7 @@ napi_value Init(napi_env env, napi_value exports) {
   Export(env, exports, "duplicate", DuplicateJs);
   Export(env, exports, "inspect", InspectJs);
   Export(env, exports, "setNonBlocking", SetNonBlockingJs);
+  ExportNotify(env, exports);
   return exports;
 }
 

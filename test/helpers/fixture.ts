@@ -70,8 +70,10 @@ export class Fixture {
   /** The pid of the generation that is serving now. */
   current = 0
 
-  private constructor(env: Record<string, string>, script: string) {
-    this.process = spawn(process.execPath, [script], {
+  private constructor(env: Record<string, string>, script: string, launcher: string[] = []) {
+    // A launcher (e.g. systemd-socket-activate) runs `node script` itself.
+    const [command, ...args] = [...launcher, process.execPath, script]
+    this.process = spawn(command, args, {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
@@ -91,8 +93,8 @@ export class Fixture {
     createInterface({ input: this.process.stderr! }).on('line', (line) => this.stderr.push(line))
   }
 
-  static async start(env: Record<string, string>, options: { script?: string; waitFor?: string } = {}): Promise<Fixture> {
-    const fixture = new Fixture(env, options.script ?? FIXTURE)
+  static async start(env: Record<string, string>, options: { script?: string; waitFor?: string; launcher?: string[] } = {}): Promise<Fixture> {
+    const fixture = new Fixture(env, options.script ?? FIXTURE, options.launcher)
     running.add(fixture)
     await fixture.waitFor((e) => e.event === (options.waitFor ?? 'ready'), 15_000)
     return fixture
