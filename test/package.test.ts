@@ -10,7 +10,12 @@
 // test files that vitest runs at the same time. The copy also proves that a
 // clean checkout packs: nothing stale from the checkout's dist/ or build/ can
 // reach the tarball.
-import { execFile } from 'node:child_process'
+//
+// The tarball also carries the Windows prebuild, cross-built by prepack with
+// mingw-w64 (scripts/prebuild-win32.sh). A machine without mingw-w64 packs
+// without it (SKIP_WIN32_PREBUILD=1), and the Windows checks here are skipped,
+// loudly; .ci/run installs the toolchain first, so CI runs them.
+import { execFile, execFileSync } from 'node:child_process'
 import { cpSync, existsSync, lstatSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
@@ -25,9 +30,22 @@ const run = promisify(execFile)
 const ROOT = realpathSync(fileURLToPath(new URL('..', import.meta.url)))
 const PLATFORM = `${process.platform}-${process.arch}`
 const MAX_BUFFER = 64 * 1024 * 1024
+const WIN32_PREBUILD = 'prebuilds/win32-x64/handover.node'
+
+const onPath = (tool: string): boolean => {
+  try {
+    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+/** Whether prepack can cross-build the Windows prebuild here. */
+const CAN_BUILD_WIN32 = onPath('x86_64-w64-mingw32-g++-posix') && onPath('x86_64-w64-mingw32-dlltool')
+if (!CAN_BUILD_WIN32) console.warn('package.test: no mingw-w64 here: packing without the Windows prebuild, its checks SKIPPED')
 
 /** Top-level entries of the checkout that are build output, VCS data or installed deps. */
-const NOT_STAGED = new Set(['.git', 'node_modules', 'build', 'dist', 'prebuilds'])
+const NOT_STAGED = new Set(['.git', 'node_modules', 'build', 'build-win32', 'dist', 'prebuilds'])
 
 /**
  * The environment for a nested npm: without what an outer `npm run`/`npx`
@@ -124,6 +142,7 @@ const temp = (prefix: string) => {
 }
 
 let tarballFiles: string[] = []
+let tarball = ''
 let packInfo: PackInfo
 let appDir = ''
 let installed = ''
@@ -146,11 +165,11 @@ beforeAll(async () => {
   const packDir = temp('handover-pack-')
   const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', packDir], {
     cwd: stage,
-    env: npmEnv(),
+    env: CAN_BUILD_WIN32 ? npmEnv() : { ...npmEnv(), SKIP_WIN32_PREBUILD: '1' },
     maxBuffer: MAX_BUFFER,
   })
   packInfo = parsePackJson(stdout)
-  const tarball = join(packDir, packInfo.filename)
+  tarball = join(packDir, packInfo.filename)
 
   const listing = await run('tar', ['-tzf', tarball], { maxBuffer: MAX_BUFFER })
   tarballFiles = listing.stdout
@@ -186,6 +205,7 @@ describe('the packed tarball', () => {
       'dist/index.js',
       'dist/index.d.ts',
       'native/posix/sockets.cc',
+      'native/win/sockets.cc',
       'native/napi_util.h',
       'binding.gyp',
       'package.json',
@@ -195,11 +215,28 @@ describe('the packed tarball', () => {
     }
     const prebuilds = tarballFiles.filter((f) => f.startsWith(`prebuilds/${PLATFORM}/`) && f.endsWith('.node'))
     expect(prebuilds).toHaveLength(1)
-    // The only binary is the prebuild.
-    expect(tarballFiles.filter((f) => f.endsWith('.node'))).toEqual(prebuilds)
+    const win32 = tarballFiles.filter((f) => f.startsWith('prebuilds/win32-x64/'))
+    expect(win32).toEqual(CAN_BUILD_WIN32 ? [WIN32_PREBUILD] : [])
+    // The only binaries are the prebuilds.
+    expect(tarballFiles.filter((f) => f.endsWith('.node'))).toEqual([...prebuilds, ...win32].sort())
 
     const leaked = tarballFiles.filter((f) => /^(test|src|build|node_modules)\//.test(f) || f.endsWith('.tgz'))
     expect(leaked).toEqual([])
+  })
+
+  it.skipIf(!CAN_BUILD_WIN32)('its Windows prebuild is an x64 DLL that needs nothing but node.exe, the system and Winsock', async () => {
+    const { stdout } = await run('tar', ['-xzOf', tarball, `package/${WIN32_PREBUILD}`], { encoding: 'buffer', maxBuffer: MAX_BUFFER })
+    const dll = stdout as unknown as Buffer
+    expect(dll.subarray(0, 2).toString('latin1')).toBe('MZ')
+    const pe = dll.readUInt32LE(0x3c)
+    expect(dll.subarray(pe, pe + 4).toString('latin1')).toBe('PE\0\0')
+    expect(dll.readUInt16LE(pe + 4)).toBe(0x8664)
+    // Statically linked: a libstdc++ or winpthread DLL would be missing on a user's machine.
+    const path = join(temp('handover-win32-'), 'handover.node')
+    writeFileSync(path, dll)
+    const { stdout: headers } = await run('x86_64-w64-mingw32-objdump', ['-p', path], { maxBuffer: MAX_BUFFER })
+    const imports = [...headers.matchAll(/DLL Name: (\S+)/g)].map((m) => m[1].toLowerCase()).sort()
+    expect(imports).toEqual(['kernel32.dll', 'msvcrt.dll', 'node.exe', 'ws2_32.dll'])
   })
 
   it('installs without compiling, and loads its addon from the prebuild', () => {

@@ -1,17 +1,17 @@
-import { HandoverError } from '../errors.js'
-import { PosixBackend } from './posix.js'
 import type { PlatformBackend } from './types.js'
 
 export type * from './types.js'
 
-let backend: PlatformBackend | undefined
+let backend: Promise<PlatformBackend> | undefined
 
-export function platformBackend(): PlatformBackend {
-  if (backend === undefined) {
-    if (process.platform === 'win32') {
-      throw new HandoverError('ERR_UNSUPPORTED', 'handover does not support Windows yet')
-    }
-    backend = new PosixBackend()
-  }
+/**
+ * Loaded on first use, and only the one this platform needs: every module
+ * a new generation imports adds to the upgrade's latency.
+ */
+export function platformBackend(): Promise<PlatformBackend> {
+  backend ??=
+    process.platform === 'win32'
+      ? import('./win.js').then(({ WinBackend }) => new WinBackend())
+      : import('./posix.js').then(({ PosixBackend }) => new PosixBackend())
   return backend
 }

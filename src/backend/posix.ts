@@ -58,16 +58,17 @@ export class PosixBackend implements PlatformBackend {
       // uv_spawn has forked and exec'd (or failed) by now.
       for (const fd of copies) this.close(fd)
     }
-    if (process.platform === 'darwin') {
-      // libuv's posix_spawn path clears O_NONBLOCK on passed fds in the
-      // parent, and the flag lives in the shared open file description.
-      for (const s of request.sockets) this.addon.setNonBlocking(s.socket)
-    }
+    // libuv's posix_spawn path clears O_NONBLOCK on passed fds in the parent,
+    // and the flag lives in the shared open file description. libuv takes
+    // that path on macOS, and its main branch (after 1.52.1) on Linux too;
+    // after fork/exec this changes nothing. No loop turn has run since spawn().
+    for (const s of request.sockets) this.addon.setNonBlocking(s.socket)
     const transfer: TransferEntry[] = request.sockets.map((s, i) => ({
       key: s.key,
       network: s.network,
       address: s.address,
       fd: FIRST_SOCKET_FD + i,
+      ...(s.activated && { activated: true }),
     }))
     return { child, control: (child.stdio?.[CONTROL_FD] ?? undefined) as Socket | undefined, transfer }
   }

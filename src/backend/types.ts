@@ -21,6 +21,10 @@ export interface TransferEntry {
   fd?: number
   /** Windows: the base64 WSAPROTOCOL_INFOW duplicated for the child. */
   info?: string
+  /** Windows: the pid `info` was duplicated for; no other process may import it. */
+  pid?: number
+  /** From socket activation: the service manager owns the unix socket file, so no generation removes it. */
+  activated?: boolean
 }
 
 export interface OutgoingSocket {
@@ -28,6 +32,7 @@ export interface OutgoingSocket {
   network: Network
   address: string
   socket: OsSocket
+  activated?: boolean
 }
 
 export interface SpawnRequest {
@@ -63,4 +68,10 @@ export interface PlatformBackend {
   receive(entry: TransferEntry): OsSocket
   /** Child side: opens the control channel named by the environment. */
   openControl(fd: number): Socket
+  /**
+   * After a hand-off, before exit() resolves: stops this process's servers
+   * accepting on the sockets passed on, if the platform needs it done with
+   * care (Windows; see win-accepts.ts).
+   */
+  retireListeners?(): Promise<void>
 }
