@@ -5,12 +5,16 @@
       "defines": ["NAPI_VERSION=8"],
       "conditions": [
         ["OS!='win'", {
-          "sources": ["native/posix/sockets.cc"],
+          "sources": ["native/posix/sockets.cc", "native/posix/notify.cc"],
           "cflags_cc": ["-std=c++17", "-Wall", "-Wextra"],
           "xcode_settings": {
             "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
             "MACOSX_DEPLOYMENT_TARGET": "10.15"
           }
+        }],
+        ["OS=='win'", {
+          "sources": ["native/win/sockets.cc"],
+          "libraries": ["ws2_32.lib"]
         }]
       ]
     }

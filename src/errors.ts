@@ -21,6 +21,7 @@ export type HandoverErrorCode =
   | 'ERR_TIMEOUT'
   | 'ERR_UNSUPPORTED'
   | 'ERR_NATIVE_ADDON'
+  | 'ERR_BAD_COMMAND'
 
 export interface HandoverErrorDetails {
   cause?: unknown
@@ -67,7 +68,9 @@ export class HandoverError extends Error {
  * the address in the message.
  */
 export function systemError(err: unknown, address: string): HandoverError {
-  const raw = err as { errno?: unknown; syscall?: unknown; message?: string }
+  // Already typed (e.g. ERR_UNSUPPORTED from a backend): keep it.
+  if (err instanceof HandoverError) return err
+  const raw = err as { errno?: unknown; syscall?: unknown; code?: unknown; message?: string }
   if (typeof raw?.errno !== 'number') {
     return new HandoverError('ERR_NATIVE_ADDON', `${raw?.message ?? String(err)} (${address})`, { cause: err })
   }
@@ -75,7 +78,8 @@ export function systemError(err: unknown, address: string): HandoverError {
   const syscall = typeof raw.syscall === 'string' ? raw.syscall : 'socket'
   let code: string
   try {
-    code = getSystemErrorName(-errno)
+    // Windows: the backend names Winsock numbers itself (10048 is EADDRINUSE).
+    code = typeof raw.code === 'string' && /^E[A-Z0-9]+$/.test(raw.code) ? raw.code : getSystemErrorName(-errno)
   } catch {
     code = `E${errno}`
   }
@@ -95,6 +99,8 @@ const DESCRIPTIONS: Record<string, string> = {
   EBADF: 'bad file descriptor',
   ENOTSOCK: 'not a socket',
   EMFILE: 'too many open files',
+  ECONNREFUSED: 'nothing is listening at',
+  EAGAIN: 'the receiver is not keeping up at',
 }
 
 export function isHandoverError(err: unknown, code?: string): err is HandoverError {

@@ -1,13 +1,16 @@
 import { resolve } from 'node:path'
+import { ActivatedSockets, listenName, type ListenOptions } from './activation.js'
 import { platformBackend } from './backend/index.js'
 import type { PlatformBackend } from './backend/types.js'
 import type { PacketNetwork, StreamNetwork } from './address.js'
 import { startChild, type ReadyChild } from './child.js'
-import { HandoverError } from './errors.js'
+import type { ControlServer } from './control.js'
+import { HandoverError, invalidOption, MAX_TIMEOUT } from './errors.js'
 import { Listener, SocketTable } from './listeners.js'
 import { ParentLink } from './parent.js'
 import { removeOwnPidFile, writePidFile } from './pidfile.js'
 import { inheritedControlFd } from './protocol.js'
+import { ServiceNotifier } from './systemd.js'
 
 export interface UpgraderOptions {
   /** Milliseconds the next generation has to call ready(). Default 60 000. */
@@ -22,6 +25,10 @@ export interface UpgraderOptions {
   env?: NodeJS.ProcessEnv
   /** Milliseconds create() waits for the parent's hello in a new generation. Default 10 000. */
   parentTimeout?: number
+  /** A unix socket path that answers `upgrade` and `status` (see the CLI); passed on like any listener. */
+  controlSocket?: string
+  /** Permissions of the control socket file. Default 0o600: only the server's user may upgrade. */
+  controlSocketMode?: number
 }
 
 export interface UpgradeResult {
@@ -43,6 +50,8 @@ interface Resolved {
   cwd: string
   env?: NodeJS.ProcessEnv
   parentTimeout: number
+  controlSocket?: string
+  controlSocketMode: number
 }
 
 let created = false
@@ -60,6 +69,8 @@ export class Upgrader {
   private readonly stopController = new AbortController()
   private resolveExit!: () => void
   private readonly exitPromise = new Promise<void>((resolve) => (this.resolveExit = resolve))
+  private readonly notifier = new ServiceNotifier()
+  private control?: ControlServer
 
   private constructor(
     private readonly options: Resolved,
@@ -74,11 +85,24 @@ export class Upgrader {
     // could only misread fds the application has reused since.
     if (created) throw new HandoverError('ERR_ALREADY_CREATED', 'Upgrader.create() was already called in this process')
     created = true
-    const backend = platformBackend()
+    const backend = await platformBackend()
     const controlFd = inheritedControlFd()
     const parent = controlFd === undefined ? undefined : await ParentLink.connect(backend, controlFd, resolved.parentTimeout)
-    const table = new SocketTable(backend, resolved.cwd, parent?.sockets)
-    return new Upgrader(resolved, backend, table, parent)
+    // Socket activation is for the process the service manager started, never a later generation.
+    const activated = controlFd === undefined ? ActivatedSockets.take() : undefined
+    const table = new SocketTable(backend, resolved.cwd, parent?.sockets, activated)
+    const upgrader = new Upgrader(resolved, backend, table, parent)
+    if (resolved.controlSocket !== undefined) {
+      try {
+        // Loaded only when asked for: see platformBackend().
+        const { ControlServer } = await import('./control.js')
+        upgrader.control = ControlServer.claim(table, resolved.controlSocket, resolved.controlSocketMode)
+      } catch (err) {
+        table.closeAll(false)
+        throw err
+      }
+    }
+    return upgrader
   }
 
   /** True if this process was started by upgrade(). */
@@ -91,15 +115,15 @@ export class Upgrader {
    * from the parent when it has one at the same address, bound afresh
    * otherwise. Pass it to `server.listen(listener)`.
    */
-  listen(network: StreamNetwork, address: string): Listener {
+  listen(network: StreamNetwork, address: string, options?: ListenOptions): Listener {
     this.assertUsable('listen')
-    return this.table.listen(network, address, false)
+    return this.table.listen(network, address, false, listenName(options))
   }
 
   /** A bound datagram socket for `udp`, `udp4` or `udp6`. Pass it to `socket.bind(listener)`. */
-  listenPacket(network: PacketNetwork, address: string): Listener {
+  listenPacket(network: PacketNetwork, address: string, options?: ListenOptions): Listener {
     this.assertUsable('listenPacket')
-    return this.table.listen(network, address, true)
+    return this.table.listen(network, address, true, listenName(options))
   }
 
   /**
@@ -120,7 +144,14 @@ export class Upgrader {
         throw stoppedError()
       }
       this.isReady = true
-      await this.parent?.sendReady()
+      if (this.parent) {
+        await this.parent.sendReady()
+        // READY=1 counts only once the parent has made this process the main one.
+        void this.parent.handedOver.then(() => this.stopped || this.notifier.readyAfterHandOff())
+      } else {
+        this.notifier.ready()
+      }
+      this.control?.serve(this, this.exitPromise)
     })().catch((err: unknown) => {
       // Not ready after all: a later call may try again.
       this.readyPromise = undefined
@@ -149,6 +180,7 @@ export class Upgrader {
         `the previous process ${this.parent.parentPid} has not exited yet; await waitForParent() first`,
       ))
     }
+    this.notifier.reloading()
     const { signal, release } = options.signal
       ? eitherSignal(this.stopController.signal, options.signal)
       : { signal: this.stopController.signal, release: () => {} }
@@ -177,6 +209,7 @@ export class Upgrader {
       // A new generation that never became ready is not the last one: its
       // parent still serves on these paths.
       const last = !this.parent || this.isReady || this.parent.hasExited
+      if (last) this.notifier.stopping()
       this.table.closeAll(last)
       if (last && this.options.pidFile !== undefined) removeOwnPidFile(this.options.pidFile)
     }
@@ -204,7 +237,7 @@ export class Upgrader {
         command: o.command,
         args: o.args,
         cwd: o.cwd,
-        env: o.env ?? process.env,
+        env: this.notifier.childEnv(o.env ?? process.env),
         sockets: this.table.outgoing(),
         timeout: o.upgradeTimeout,
         signal,
@@ -216,11 +249,17 @@ export class Upgrader {
         if (this.stopped) removeOwnPidFile(o.pidFile, childPid)
         else await writePidFile(o.pidFile).catch(() => {})
       }
+      if (!this.stopped) this.notifier.upgradeFailed(err)
       throw err
     }
     this.successor = child
+    // Before the child's READY=1, which the manager accepts only from its main process.
+    this.notifier.handedOver(child.pid)
+    void child.channel.send({ type: 'handed-over' })
     // The child holds its own copies now; the servers keep theirs until closed.
     this.table.closeAll(false)
+    // Windows only: servers stop accepting there without dropping accepted connections.
+    await this.backend.retireListeners?.()
     this.resolveExit()
     return { pid: child.pid }
   }
@@ -261,9 +300,6 @@ function eitherSignal(stop: AbortSignal, caller: AbortSignal): { signal: AbortSi
   }
   return { signal: controller.signal, release }
 }
-
-/** Node clamps longer timers to 1 ms. */
-const MAX_TIMEOUT = 2_147_483_647
 
 function invalidWaitOptions(options: unknown, timeoutAllowed: boolean): HandoverError | undefined {
   if (options === undefined) return undefined
@@ -316,6 +352,8 @@ function resolveOptions(o: UpgraderOptions): Resolved {
   return {
     upgradeTimeout: positive('upgradeTimeout', o.upgradeTimeout, 60_000),
     parentTimeout: positive('parentTimeout', o.parentTimeout, 10_000),
+    controlSocket: controlSocketPath(o.controlSocket),
+    controlSocketMode: fileMode('controlSocketMode', o.controlSocketMode, 0o600),
     pidFile: o.pidFile === undefined ? undefined : resolve(cwd, string('pidFile', o.pidFile) as string),
     command: string('command', o.command) ?? process.execPath,
     args: o.args ?? [...process.execArgv, ...process.argv.slice(1)],
@@ -324,6 +362,16 @@ function resolveOptions(o: UpgraderOptions): Resolved {
   }
 }
 
-function invalidOption(name: string, value: unknown, expected: string): HandoverError {
-  return new HandoverError('ERR_INVALID_OPTION', `option ${name} must be ${expected}, not ${JSON.stringify(value) ?? String(value)}`)
+function controlSocketPath(v: unknown): string | undefined {
+  if (v === undefined) return undefined
+  if (typeof v !== 'string' || v === '' || v.includes('\0')) throw invalidOption('controlSocket', v, 'a unix socket path')
+  // Nothing checks who connects to an abstract socket: anyone could upgrade.
+  if (v.startsWith('@')) throw invalidOption('controlSocket', v, 'a path, not an abstract @name, which has no permissions')
+  return v
+}
+
+function fileMode(name: string, v: unknown, dflt: number): number {
+  if (v === undefined) return dflt
+  if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 0o777) throw invalidOption(name, v, 'a file mode from 0 to 0o777')
+  return v as number
 }

@@ -10,6 +10,11 @@
 //
 // After an upgrade the first process exits, so npm returns to the prompt
 // while the new generation keeps serving in the background: stop it by pid.
+//
+// Windows has no SIGHUP, and a later generation has no console for Ctrl+C.
+// With ADMIN_PORT set, a loopback admin port does both jobs, on every OS:
+//   curl -X POST localhost:9000/upgrade   # like kill -HUP
+//   curl -X POST localhost:9000/stop      # like kill (SIGTERM)
 import http from 'node:http'
 
 // In an application: import { Upgrader, drain } from 'handover'
@@ -47,6 +52,31 @@ const listener = upg.listen('tcp', `:${port}`)
 await new Promise((resolve) => server.listen(listener, resolve))
 log(`started hasParent=${upg.hasParent} address=${listener.address} inherited=${listener.inherited}`)
 
+// Handed over like the main socket, so the admin port never changes.
+const admin = process.env.ADMIN_PORT ? http.createServer(async (req, res) => {
+  const reply = (status, text) => {
+    res.statusCode = status
+    res.end(`${text}\n`)
+  }
+  if (req.method !== 'POST') return reply(405, 'POST /upgrade or POST /stop')
+  if (req.url === '/stop') {
+    upg.stop()
+    return reply(200, `pid ${process.pid} stopping`)
+  }
+  if (req.url !== '/upgrade') return reply(404, 'POST /upgrade or POST /stop')
+  try {
+    // A new generation can upgrade only once its parent has gone.
+    await upg.waitForParent({ timeout: 30_000 })
+    const { pid } = await upg.upgrade()
+    reply(200, `upgraded: new pid ${pid}`)
+  } catch (err) {
+    reply(409, `upgrade failed: ${err.code}: ${err.message}`)
+  }
+}) : undefined
+if (admin) {
+  await new Promise((resolve) => admin.listen(upg.listen('tcp4', `127.0.0.1:${process.env.ADMIN_PORT}`), resolve))
+}
+
 await upg.ready()
 log('ready')
 
@@ -55,5 +85,5 @@ log('draining: no longer accepting, finishing in-flight requests')
 // Keep-alive clients get `Connection: close` on their next response, idle
 // connections are closed after a short grace, and whatever is still open
 // after 30 s is destroyed.
-const { graceful, forced } = await drain(server, { timeout: 30_000 })
+const [{ graceful, forced }] = await Promise.all([drain(server, { timeout: 30_000 }), admin && drain(admin, { timeout: 30_000 })])
 log(`closed: ${graceful} connections drained, ${forced} forced`)
