@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { freePort, pidAt } from './helpers/clients.js'
-import { Fixture, isAlive, killAllFixtures, openFds, waitUntil, type FixtureEvent } from './helpers/fixture.js'
+import { Fixture, isAlive, killAllFixtures, settledFdCount, waitUntil, type FixtureEvent } from './helpers/fixture.js'
 
 afterEach(killAllFixtures)
 
@@ -19,14 +19,14 @@ describe('a failed upgrade leaves the old process serving', () => {
   it('a child that crashes before ready() → ERR_CHILD_EXITED with its exit code; the next upgrade succeeds', async () => {
     const { f, port } = await start()
     const parent = f.current
-    const fdsBefore = openFds(parent).length
+    const fdsBefore = await settledFdCount(parent)
     await f.admin(parent, '/next?FIXTURE_MODE=crash')
     const failed = await f.signalUpgrade()
     expect(failed).toMatchObject({ event: 'upgrade-failed', code: 'ERR_CHILD_EXITED', exitCode: 3 })
     expect(await pidAt({ port })).toBe(parent)
     expect(f.events.some((e) => e.event === 'crashing')).toBe(true)
     // The failed attempt left nothing open behind it.
-    expect(openFds(parent).length).toBe(fdsBefore)
+    expect(await settledFdCount(parent)).toBe(fdsBefore)
 
     await f.admin(parent, '/next?FIXTURE_MODE=ok')
     const { newPid } = await f.handoff()
@@ -97,11 +97,11 @@ describe('cancelling and starting', () => {
   it('a command that cannot start → ERR_SPAWN_FAILED, nothing left open, still serving', async () => {
     const { f, port } = await start({ FIXTURE_COMMAND: '/nonexistent/node' })
     const parent = f.current
-    const fdsBefore = openFds(parent).length
+    const fdsBefore = await settledFdCount(parent)
     for (let i = 0; i < 3; i++) {
       expect(await f.admin(parent, '/upgrade')).toMatchObject({ ok: false, code: 'ERR_SPAWN_FAILED' })
     }
-    expect(openFds(parent).length).toBe(fdsBefore)
+    expect(await settledFdCount(parent)).toBe(fdsBefore)
     expect(await pidAt({ port })).toBe(parent)
   })
 })

@@ -3,25 +3,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { pidAt } from './helpers/clients.js'
-import { Fixture, isAlive, killAllFixtures, openFds, waitUntil } from './helpers/fixture.js'
+import { Fixture, isAlive, killAllFixtures, settledFdCount, waitUntil } from './helpers/fixture.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'handover-leaks-'))
 afterEach(killAllFixtures)
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 const HANDOFFS = 20
-
-/** The fd count once it holds still: a hand-off closes a few fds asynchronously. */
-async function settledFdCount(pid: number): Promise<number> {
-  let last = -1
-  for (let i = 0; i < 50; i++) {
-    const now = openFds(pid).length
-    if (now === last) return now
-    last = now
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  return last
-}
 
 /** What an unrelated `child_process.exec` of the app inherits. */
 async function spawnedChildView(f: Fixture, pid: number): Promise<{ socketFds: string[]; handoverEnv: string[] }> {

@@ -45,6 +45,18 @@ export async function waitUntil(check: () => boolean | Promise<boolean>, timeout
   }
 }
 
+/** The fd count once it holds still: a hand-off closes a few fds asynchronously. */
+export async function settledFdCount(pid: number): Promise<number> {
+  let last = -1
+  for (let i = 0; i < 50; i++) {
+    const now = openFds(pid).length
+    if (now === last) return now
+    last = now
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return last
+}
+
 /** The targets of a process's open fds, e.g. `socket:[1234]`. */
 export function openFds(pid: number): string[] {
   const dir = `/proc/${pid}/fd`
