@@ -15,8 +15,8 @@ export class ServerConnections {
   readonly secure = new Set<TLSSocket>()
   readonly sessions = new Set<Http2Session>()
 
+  /** Accepted sockets arrive through the net.server.socket channel (below), once each. */
   constructor(server: Server) {
-    server.on('connection', (socket: Socket) => this.accept(socket))
     if (isTlsServer(server)) {
       server.on('secureConnection', (socket: TLSSocket) => {
         this.secure.add(socket)
@@ -30,7 +30,7 @@ export class ServerConnections {
   }
 
   accept(socket: Socket): void {
-    if (this.accepted.has(socket) || socket.destroyed) return
+    if (socket.destroyed) return
     this.accepted.add(socket)
     socket.once('close', () => this.accepted.delete(socket))
   }
@@ -57,9 +57,10 @@ export function connectionsOf(server: Server): ServerConnections {
 }
 
 // Both channels are public diagnostics_channel names. The first sees every
-// server as it starts listening, before its first connection; the second
-// catches servers that were listening before handover was imported. It
-// fires after the server's own 'connection' event, hence accept() by hand.
+// server as it starts listening, so that the TLS and HTTP/2 listeners above
+// are in place before its first connection. The second reports every
+// accepted socket, also of servers that listened before handover was
+// imported; it fires right after the server's own 'connection' event.
 subscribe('tracing:net.server.listen:asyncStart', (message) => {
   connectionsOf((message as { server: Server }).server)
 })
