@@ -17,6 +17,7 @@
 
 #include <string>
 
+#include "../inet_util.h"
 #include "../napi_util.h"
 #include "notify.h"
 #include "socket_util.h"
@@ -226,24 +227,13 @@ napi_value InspectJs(napi_env env, napi_callback_info info) {
             type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "dgram"
                                            : type == SOCK_SEQPACKET ? "seqpacket" : "other");
   SetBool(env, out, "listening", accepting != 0);
-  char ip[INET6_ADDRSTRLEN] = {0};
-  if (storage.ss_family == AF_INET) {
-    auto* sin = reinterpret_cast<sockaddr_in*>(&storage);
-    inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
-    SetString(env, out, "family", "inet4");
-    SetString(env, out, "address", ip);
-    SetInt(env, out, "port", ntohs(sin->sin_port));
-  } else if (storage.ss_family == AF_INET6) {
-    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&storage);
-    inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
-    int v6only = 0;
+  int v6only = 0;
+  if (storage.ss_family == AF_INET6) {
     optlen = sizeof(v6only);
     getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &optlen);
-    SetString(env, out, "family", "inet6");
-    SetString(env, out, "address", ip);
-    SetInt(env, out, "port", ntohs(sin6->sin6_port));
-    SetBool(env, out, "v6only", v6only != 0);
-  } else if (storage.ss_family == AF_UNIX) {
+  }
+  if (SetInetAddress(env, out, storage, v6only != 0)) return out;
+  if (storage.ss_family == AF_UNIX) {
     auto* sun = reinterpret_cast<sockaddr_un*>(&storage);
     size_t n = len > offsetof(sockaddr_un, sun_path) ? len - offsetof(sockaddr_un, sun_path) : 0;
     bool abstract = n > 0 && sun->sun_path[0] == '\0';

@@ -19,6 +19,7 @@
 
 #include <string>
 
+#include "../inet_util.h"
 #include "../napi_util.h"
 
 namespace handover {
@@ -234,26 +235,12 @@ napi_value InspectJs(napi_env env, napi_callback_info info) {
   napi_create_object(env, &out);
   SetString(env, out, "type", type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "dgram" : "other");
   SetBool(env, out, "listening", accepting != FALSE);
-  char ip[INET6_ADDRSTRLEN] = {0};
-  if (storage.ss_family == AF_INET) {
-    auto* sin = reinterpret_cast<sockaddr_in*>(&storage);
-    inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
-    SetString(env, out, "family", "inet4");
-    SetString(env, out, "address", ip);
-    SetInt(env, out, "port", ntohs(sin->sin_port));
-  } else if (storage.ss_family == AF_INET6) {
-    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&storage);
-    inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
-    DWORD v6only = 0;
+  DWORD v6only = 0;
+  if (storage.ss_family == AF_INET6) {
     optlen = sizeof(v6only);
     getsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<char*>(&v6only), &optlen);
-    SetString(env, out, "family", "inet6");
-    SetString(env, out, "address", ip);
-    SetInt(env, out, "port", ntohs(sin6->sin6_port));
-    SetBool(env, out, "v6only", v6only != 0);
-  } else {
-    SetString(env, out, "family", "other");
   }
+  if (!SetInetAddress(env, out, storage, v6only != 0)) SetString(env, out, "family", "other");
   return out;
 }
 
