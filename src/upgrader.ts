@@ -1,15 +1,14 @@
 import { resolve } from 'node:path'
-import { ActivatedSockets, listenName, type ListenOptions } from './activation.js'
-import { platformBackend } from './backend/index.js'
+import { listenName, type ListenOptions } from './activation.js'
 import type { PlatformBackend } from './backend/types.js'
 import type { PacketNetwork, StreamNetwork } from './address.js'
 import { startChild, type ReadyChild } from './child.js'
 import type { ControlServer } from './control.js'
 import { HandoverError, invalidOption, MAX_TIMEOUT } from './errors.js'
 import { Listener, SocketTable } from './listeners.js'
-import { ParentLink } from './parent.js'
+import { claimGeneration, openGeneration, type Generation } from './generation.js'
+import type { ParentLink } from './parent.js'
 import { removeOwnPidFile, writePidFile } from './pidfile.js'
-import { inheritedControlFd } from './protocol.js'
 import { ServiceNotifier } from './systemd.js'
 
 export interface UpgraderOptions {
@@ -54,8 +53,6 @@ interface Resolved {
   controlSocketMode: number
 }
 
-let created = false
-
 /**
  * Hands this server's listening sockets to a new copy of itself. One per
  * process: create() it first thing, listen() through it, then ready().
@@ -81,28 +78,36 @@ export class Upgrader {
 
   static async create(options: UpgraderOptions = {}): Promise<Upgrader> {
     const resolved = resolveOptions(options)
-    // Even a failed create() has consumed what the parent passed: a retry
-    // could only misread fds the application has reused since.
-    if (created) throw new HandoverError('ERR_ALREADY_CREATED', 'Upgrader.create() was already called in this process')
-    created = true
-    const backend = await platformBackend()
-    const controlFd = inheritedControlFd()
-    const parent = controlFd === undefined ? undefined : await ParentLink.connect(backend, controlFd, resolved.parentTimeout)
-    // Socket activation is for the process the service manager started, never a later generation.
-    const activated = controlFd === undefined ? ActivatedSockets.take() : undefined
-    const table = new SocketTable(backend, resolved.cwd, parent?.sockets, activated)
-    const upgrader = new Upgrader(resolved, backend, table, parent)
+    claimGeneration('Upgrader.create()')
+    const upgrader = Upgrader.assemble(await openGeneration(resolved.parentTimeout), resolved)
     if (resolved.controlSocket !== undefined) {
       try {
         // Loaded only when asked for: see platformBackend().
         const { ControlServer } = await import('./control.js')
-        upgrader.control = ControlServer.claim(table, resolved.controlSocket, resolved.controlSocketMode)
+        upgrader.control = ControlServer.claim(upgrader.table, resolved.controlSocket, resolved.controlSocketMode)
       } catch (err) {
-        table.closeAll(false)
+        upgrader.table.closeAll(false)
         throw err
       }
     }
     return upgrader
+  }
+
+  /**
+   * For handover/register: an Upgrader over a generation it has already
+   * opened, built synchronously so that the app's own listen() can go
+   * through it at once. No controlSocket (it needs an async import).
+   */
+  static forPreload(generation: Generation, options: Omit<UpgraderOptions, 'controlSocket' | 'controlSocketMode'>): Upgrader {
+    const resolved = resolveOptions(options)
+    claimGeneration('handover/register')
+    return Upgrader.assemble(generation, resolved)
+  }
+
+  private static assemble(generation: Generation, resolved: Resolved): Upgrader {
+    const { backend, parent, activated } = generation
+    const table = new SocketTable(backend, resolved.cwd, parent?.sockets, activated)
+    return new Upgrader(resolved, backend, table, parent)
   }
 
   /** True if this process was started by upgrade(). */
