@@ -2,6 +2,7 @@ import type { Http2Session } from 'node:http2'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Server, type Socket } from 'node:net'
 import { connectionsOf, isTlsServer, type ServerConnections } from './connections.js'
+import { announceDrain } from './drain-hooks.js'
 import { HandoverError, invalidOption, MAX_TIMEOUT } from './errors.js'
 
 export interface DrainOptions {
@@ -43,6 +44,8 @@ export function drain(server: Server, options: DrainOptions = {}): Promise<Drain
   } catch (err) {
     return Promise.reject(err)
   }
+  // The app's onDrain() hooks end long-lived connections while the drain waits for them.
+  void announceDrain()
   const promise = new Drain(server, settings).run()
   draining.set(server, promise)
   return promise
