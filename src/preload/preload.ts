@@ -1,0 +1,279 @@
+import type { Socket as DgramSocket } from 'node:dgram'
+import type { LookupAddress } from 'node:dns'
+import { createRequire } from 'node:module'
+import type { Server } from 'node:net'
+import { announceDrain } from '../drain-hooks.js'
+import { drain } from '../drain.js'
+import { HandoverError } from '../errors.js'
+import { generationOwner, openGeneration } from '../generation.js'
+import type { Listener } from '../listeners.js'
+import { Upgrader } from '../upgrader.js'
+import { installHooks, type Original } from './hooks.js'
+import { packetAddress, readBindArgs, readListenArgs, streamAddress, unixAddress, type ListenRequest, type PacketRequest } from './listen-args.js'
+import { ReadinessGate, installReadinessGate } from './readiness.js'
+import { readPreloadSettings, type PreloadSettings } from './settings.js'
+import { ProcessSignals } from './signals.js'
+
+const require = createRequire(import.meta.url)
+/** Both --import and --require, or NODE_OPTIONS and a flag: one preload all the same. */
+let started: { preload: Preload; opened: Promise<void> } | undefined
+
+/**
+ * handover/register: gives an app that knows nothing of handover the same
+ * upgrades as one written against the API. It routes the app's own
+ * `server.listen()` and `socket.bind()` through an Upgrader, says ready()
+ * when start-up has settled (readiness.ts), upgrades on SIGHUP, and drains
+ * every server it saw when a successor takes over or the process is told to
+ * stop (signals.ts).
+ *
+ * If the app calls Upgrader.create() itself, the preload steps aside: the
+ * app's Upgrader owns the sockets, and every listen() goes to Node untouched.
+ */
+export class Preload {
+  private upgrader?: Upgrader
+  private generation?: Awaited<ReturnType<typeof openGeneration>>
+  private readonly waiting: Array<() => void> = []
+  private readonly servers = new Set<Server>()
+  private readonly packetSockets = new Set<DgramSocket>()
+  private readonly gate = new ReadinessGate(() => this.sayReady())
+  private signals?: ProcessSignals
+  private markReady!: () => void
+  /** Resolves once ready() has succeeded. */
+  private readonly ready = new Promise<void>((resolve) => (this.markReady = resolve))
+
+  private constructor(private readonly settings: PreloadSettings) {}
+
+  /**
+   * Installs the hooks at once and opens the generation (the parent's hello,
+   * if any) in the background. `--import` awaits the promise, so the app's
+   * listen() finds everything in place; `--require` cannot, and listen()
+   * calls made before it resolves complete when it does.
+   */
+  static start(): { preload: Preload; opened: Promise<void> } {
+    started ??= Preload.begin()
+    return started
+  }
+
+  private static begin(): { preload: Preload; opened: Promise<void> } {
+    const preload = new Preload(readPreloadSettings())
+    installReadinessGate(preload.gate)
+    installHooks({
+      listen: (server, original, args) => preload.listen(server, original, args),
+      bind: (socket, original, args) => preload.bind(socket, original, args),
+    })
+    const opened = openGeneration(10_000).then((generation) => {
+      preload.generation = generation
+      for (const resume of preload.waiting.splice(0)) resume()
+    })
+    return { preload, opened }
+  }
+
+  /** The app's Upgrader.create() owns the sockets: leave every listen() to Node. */
+  private get steppedAside(): boolean {
+    const owner = generationOwner()
+    return owner !== undefined && this.upgrader === undefined
+  }
+
+  private whenOpen(then: () => void): void {
+    if (this.generation) then()
+    else this.waiting.push(then)
+  }
+
+  private ensureUpgrader(): Upgrader {
+    if (!this.upgrader) {
+      const { pidFile, upgradeTimeout } = this.settings
+      this.upgrader = Upgrader.forPreload(this.generation!, { pidFile, upgradeTimeout })
+      this.signals = new ProcessSignals(this.upgrader, this.settings, (force) => this.retire(force), this.ready)
+      void this.upgrader.exit().then(() => {
+        if (this.signals?.shutdownIsTheApps) return
+        void this.retire()
+      })
+    }
+    return this.upgrader
+  }
+
+  private listen(server: Server, original: Original, args: unknown[]): Server {
+    const request = readListenArgs(args)
+    if (this.steppedAside || inClusterWorker()) return original.apply(server, args) as Server
+    if (!request) return this.passThrough(server, original, args)
+    this.servers.add(server)
+    const done = this.gate.listenStarted()
+    const bindWith = (network: string, address: string): void => {
+      if (this.steppedAside) {
+        done(false)
+        original.apply(server, args)
+        return
+      }
+      const listener = this.take(() => this.ensureUpgrader().listen(network as 'tcp', address), `${network} ${address}`)
+      if (!listener) {
+        // Node binds it itself: the same socket, or the same error (EADDRINUSE...) in the app's 'error' handler.
+        done(false)
+        original.apply(server, args)
+        return
+      }
+      server.once('listening', () => done(true))
+      adopt(server, original, listener, request)
+    }
+    if (request.kind === 'unix') {
+      this.whenOpen(() => bindWith('unix', unixAddress(request.path)))
+    } else if (request.host === '') {
+      this.whenOpen(() => bindWith(...asPair(streamAddress('', 0, request.port, request.ipv6Only))))
+    } else {
+      // Node looks every host up, IP literals too, with these same defaults.
+      lookup(request.host, (err, ip, family) => {
+        if (err) {
+          done(false)
+          original.apply(server, args)
+          return
+        }
+        this.whenOpen(() => bindWith(...asPair(streamAddress(ip, family, request.port, request.ipv6Only))))
+      })
+    }
+    return server
+  }
+
+  private bind(socket: DgramSocket, original: Original, args: unknown[]): DgramSocket {
+    const request = readBindArgs(args)
+    const state = dgramState(socket)
+    if (!request || state.reuseAddr || state.reusePort || this.steppedAside || inClusterWorker()) {
+      return original.apply(socket, args) as DgramSocket
+    }
+    const type = (socket as unknown as { type: 'udp4' | 'udp6' }).type
+    const done = this.gate.listenStarted()
+    const bindWith = (ip: string): void => {
+      const { network, address } = packetAddress(type, ip, request.port, state.ipv6Only)
+      const listener = this.steppedAside ? undefined : this.take(() => this.ensureUpgrader().listenPacket(network, address), `${network} ${address}`)
+      if (!listener) {
+        done(false)
+        original.apply(socket, args)
+        return
+      }
+      this.packetSockets.add(socket)
+      // Before the bind: dgram emits 'listening' for an adopted fd synchronously.
+      socket.once('listening', () => done(true))
+      adoptPacket(socket, original, listener, request)
+    }
+    if (request.address === '') this.whenOpen(() => bindWith(''))
+    else {
+      lookup(request.address, (err, ip) => {
+        if (err) {
+          done(false)
+          original.apply(socket, args)
+        } else this.whenOpen(() => bindWith(ip))
+      }, type === 'udp4' ? 4 : 6)
+    }
+    return socket
+  }
+
+  /**
+   * A listen the preload does not bind (port 0, `{ fd }`, a handle...): Node
+   * does it, and the socket is not handed over, but the server still counts
+   * as one this process serves on: it can make the process ready, SIGHUP
+   * upgrades it, and it is drained at the end.
+   */
+  private passThrough(server: Server, original: Original, args: unknown[]): Server {
+    this.servers.add(server)
+    server.once('listening', () => this.whenOpen(() => {
+      if (this.steppedAside) return
+      this.ensureUpgrader()
+      this.gate.listenedOutside()
+    }))
+    return original.apply(server, args) as Server
+  }
+
+  /**
+   * A Listener from the Upgrader, or undefined to let Node bind it instead.
+   * A system error (EADDRINUSE, EACCES...) is Node's to report, exactly as
+   * without the preload; anything else is said on stderr, since that socket
+   * will not be handed over.
+   */
+  private take(get: () => Listener, what: string): Listener | undefined {
+    try {
+      return get()
+    } catch (err) {
+      const code = (err as HandoverError).code ?? ''
+      if (!/^E[A-Z]/.test(code)) {
+        process.stderr.write(`handover: ${what} is left to Node and will not be handed over: ${code}: ${(err as Error).message}\n`)
+      }
+      return undefined
+    }
+  }
+
+  private sayReady(): void {
+    const upgrader = this.upgrader
+    if (!upgrader) return
+    upgrader.ready().then(this.markReady, (err: HandoverError) => process.stderr.write(`handover: ready() failed: ${err.code}: ${err.message}\n`))
+  }
+
+  private retiring?: Promise<void>
+
+  /**
+   * A successor is serving, or this last generation was told to stop: drain
+   * every server seen (running the app's onDrain hooks), close the datagram
+   * sockets, then let the process exit; if something else keeps it alive,
+   * exit anyway once `exitGrace` has passed.
+   */
+  retire(force?: AbortSignal): Promise<void> {
+    this.retiring ??= (async () => {
+      const { drainTimeout, exitGrace } = this.settings
+      const drains = [...this.servers].filter((s) => s.listening).map((s) => drain(s, { timeout: drainTimeout, signal: force }))
+      await Promise.all([announceDrainWithin(drainTimeout), ...drains])
+      for (const socket of this.packetSockets) socket.close()
+      setTimeout(() => process.exit(process.exitCode ?? 0), exitGrace).unref()
+    })()
+    return this.retiring
+  }
+}
+
+
+function adopt(server: Server, original: Original, listener: Listener, request: ListenRequest): void {
+  const target: Record<string, unknown> = listener.fd !== undefined ? { fd: listener.fd } : { handle: listener.handle }
+  if (request.signal) target.signal = request.signal
+  const args: unknown[] = [target]
+  if (request.backlog !== undefined) args.push(request.backlog)
+  if (request.callback) args.push(request.callback)
+  original.apply(server, args)
+  // Node reports an adopted unix socket's address as null; with listen(path) it is the path.
+  if (request.kind === 'unix') (server as unknown as { _pipeName?: string })._pipeName = request.path
+}
+
+function adoptPacket(socket: DgramSocket, original: Original, listener: Listener, request: PacketRequest): void {
+  const args: unknown[] = [{ fd: listener.fd, exclusive: request.exclusive }]
+  if (request.callback) args.push(request.callback)
+  original.apply(socket, args)
+}
+
+function asPair(a: { network: string; address: string }): [string, string] {
+  return [a.network, a.address]
+}
+
+function lookup(host: string, callback: (err: Error | null, ip: string, family: number) => void, family?: 4 | 6): void {
+  const dns = require('node:dns') as typeof import('node:dns')
+  const done = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], fam?: number): void =>
+    callback(err, address as string, fam ?? 0)
+  if (family === undefined) dns.lookup(host, done)
+  else dns.lookup(host, { family }, done)
+}
+
+/** Workers share their primary's sockets through node:cluster; handover stays out of that (see `handover run`). */
+function inClusterWorker(): boolean {
+  return (require('node:cluster') as { isWorker: boolean }).isWorker
+}
+
+/** dgram keeps the createSocket() options in a symbol-keyed state object; absent, they are the defaults. */
+function dgramState(socket: DgramSocket): { reuseAddr: boolean; reusePort: boolean; ipv6Only: boolean } {
+  const key = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state')
+  const state = (key ? (socket as unknown as Record<symbol, Record<string, unknown>>)[key] : undefined) ?? {}
+  return { reuseAddr: state.reuseAddr === true, reusePort: state.reusePort === true, ipv6Only: state.ipv6Only === true }
+}
+
+function announceDrainWithin(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms)
+    timer.unref()
+    void announceDrain().then(() => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })
+}

@@ -1,0 +1,103 @@
+import { constants } from 'node:os'
+import { HandoverError } from '../errors.js'
+import type { Upgrader } from '../upgrader.js'
+import type { PreloadSettings } from './settings.js'
+
+type StopSignal = 'SIGTERM' | 'SIGINT'
+
+/**
+ * What signals mean to a process run with handover/register, outside the
+ * supervisor. Installed when the first server listens through handover, so
+ * a process that never serves (npm, a build step under NODE_OPTIONS) keeps
+ * Node's defaults.
+ *
+ * - SIGHUP upgrades, and says how it went in one line on stderr. While the
+ *   previous generation is still draining, it waits for it to exit first.
+ * - SIGTERM and SIGINT stop: no more upgrades, a starting child is killed,
+ *   and, unless the app has a handler of its own for that signal, every
+ *   server is drained and the process exits 0. A second one exits at once
+ *   with 128 + the signal number.
+ * - If the app handles SIGTERM/SIGINT itself, its handler owns the shutdown:
+ *   handover only stops upgrading and removes its pid file, and drains and
+ *   exits nothing, so nothing is cut off under the app's own close().
+ */
+export class ProcessSignals {
+  /** Set when the app's own handler took a stop signal: the exit is the app's. */
+  shutdownIsTheApps = false
+  private stopping = false
+  private upgrading = false
+  private readonly force = new AbortController()
+
+  constructor(
+    private readonly upgrader: Upgrader,
+    private readonly settings: PreloadSettings,
+    private readonly retire: (force: AbortSignal) => Promise<void>,
+    private readonly whenReady: Promise<void>,
+  ) {
+    process.on('SIGHUP', this.onHangUp)
+    process.on('SIGTERM', this.onStop)
+    process.on('SIGINT', this.onStop)
+  }
+
+  private readonly onHangUp = (): void => {
+    const started = performance.now()
+    if (this.upgrading) return say('upgrade failed: ERR_UPGRADE_IN_PROGRESS: an upgrade is already in progress')
+    this.upgrading = true
+    this.upgradeAfterParent().then(
+      ({ pid }) => say(`upgraded to pid ${pid} in ${Math.round(performance.now() - started)} ms`),
+      (err: HandoverError) => say(`upgrade failed: ${err.code ?? 'ERR_UNKNOWN'}: ${err.message}`),
+    ).finally(() => (this.upgrading = false))
+  }
+
+  /**
+   * A deploy right after the last one must not be lost: while this
+   * generation is still starting, or the previous one still draining, the
+   * upgrade waits for that (bounded) instead of failing.
+   */
+  private async upgradeAfterParent(): Promise<{ pid: number }> {
+    const { upgradeTimeout, drainTimeout, exitGrace } = this.settings
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.upgrader.upgrade()
+      } catch (err) {
+        const code = (err as HandoverError).code
+        if (attempt === 2) throw err
+        if (code === 'ERR_NOT_READY') {
+          say('waiting for this generation to be ready before upgrading')
+          await withTimeout(this.whenReady, upgradeTimeout, 'this generation to be ready')
+        } else if (code === 'ERR_PARENT_NOT_EXITED') {
+          say('waiting for the previous generation to finish draining before upgrading')
+          await this.upgrader.waitForParent({ timeout: drainTimeout + exitGrace + 5_000 })
+        } else {
+          throw err
+        }
+      }
+    }
+  }
+
+  private readonly onStop = (signal: StopSignal): void => {
+    if (this.stopping) {
+      if (this.shutdownIsTheApps) return
+      this.force.abort()
+      process.exit(128 + constants.signals[signal])
+    }
+    this.stopping = true
+    this.shutdownIsTheApps = process.listeners(signal).some((listener) => listener !== this.onStop)
+    this.upgrader.stop()
+    if (!this.shutdownIsTheApps) void this.retire(this.force.signal)
+  }
+}
+
+function withTimeout(promise: Promise<void>, ms: number, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new HandoverError('ERR_TIMEOUT', `timed out after ${ms} ms waiting for ${what}`)), ms)
+    promise.then(() => {
+      clearTimeout(timer)
+      resolve()
+    }, reject)
+  })
+}
+
+function say(line: string): void {
+  process.stderr.write(`handover: ${line}\n`)
+}
