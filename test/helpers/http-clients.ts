@@ -19,9 +19,9 @@ function pidFromResponse(res: http.IncomingMessage): Promise<number> {
   })
 }
 
-function viaNodeAgent(port: number, agent: http.Agent, secure: boolean): Promise<number> {
+function viaNodeAgent(port: number, agent: http.Agent, secure: boolean, ca: Buffer): Promise<number> {
   return new Promise((resolve, reject) => {
-    const options = { host: '127.0.0.1', port, path: '/', agent, timeout: 10_000, ...(secure ? { ca: CA, servername: 'localhost' } : {}) }
+    const options = { host: '127.0.0.1', port, path: '/', agent, timeout: 10_000, ...(secure ? { ca, servername: 'localhost' } : {}) }
     const req = (secure ? https : http).get(options, (res) => pidFromResponse(res).then(resolve, reject))
     req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })))
     req.on('error', reject)
@@ -29,9 +29,9 @@ function viaNodeAgent(port: number, agent: http.Agent, secure: boolean): Promise
 }
 
 /** Node's own keep-alive agent; it does not retry a request whose socket was reset. */
-export function nodeKeepAliveLoop(port: number, concurrency: number, secure = false): RequestLoop {
+export function nodeKeepAliveLoop(port: number, concurrency: number, secure = false, ca = CA): RequestLoop {
   const agent = secure ? new https.Agent({ keepAlive: true, maxSockets: concurrency }) : new http.Agent({ keepAlive: true, maxSockets: concurrency })
-  return requestLoop(concurrency, () => viaNodeAgent(port, agent, secure), () => agent.destroy())
+  return requestLoop(concurrency, () => viaNodeAgent(port, agent, secure, ca), () => agent.destroy())
 }
 
 /** undici with keep-alive; its request() does not retry either. */
@@ -55,12 +55,12 @@ export function undiciLoop(port: number, concurrency: number): RequestLoop {
  * (it had closed) or the server refused unprocessed (REFUSED_STREAM) is
  * retried, as HTTP/2 allows; any other failure counts.
  */
-export function http2Loop(port: number, concurrency: number) {
+export function http2Loop(port: number, concurrency: number, ca = CA) {
   let session: http2.ClientHttp2Session | undefined
   const sessions: http2.ClientHttp2Session[] = []
   const connect = (): http2.ClientHttp2Session => {
     if (session && !session.closed && !session.destroyed) return session
-    session = http2.connect(`https://localhost:${port}`, { ca: CA })
+    session = http2.connect(`https://localhost:${port}`, { ca })
     session.on('error', () => {})
     sessions.push(session)
     return session
