@@ -53,8 +53,7 @@ export function nameKey(name: string): string {
 interface Passed {
   fd: OsSocket
   name: string
-  /** Undefined for an fd that is not a socket (ListenFIFO= and the like). */
-  info?: SocketInfo
+  info: SocketInfo
   claimed: boolean
 }
 
@@ -72,6 +71,13 @@ function bad(message: string): HandoverError {
  * them by address or by name, ready() closes the rest. Each is held as a
  * close-on-exec duplicate, and the original at fd 3, 4, ... is closed, so
  * no activated socket leaks into a process the application spawns.
+ *
+ * Every fd LISTEN_FDS counts must be an open socket, or take() throws
+ * before it has duplicated or closed any of them. An fd that is not a
+ * socket is never closed: LISTEN_FDS may be a lie (LISTEN_PID=$$ set by
+ * hand, no fd passed), and fd 3 is then node's own epoll fd, whose closing
+ * aborts the process. A FIFO or special file a unit really passed
+ * (ListenFIFO= and the like) is nothing handover could serve either.
  */
 export class ActivatedSockets {
   private constructor(private readonly sockets: Passed[]) {}
@@ -88,16 +94,21 @@ export class ActivatedSockets {
       throw bad(`LISTEN_FDNAMES has ${nameList.length} names for ${count} fds`)
     }
     const addon = loadAddon<PosixAddon>()
+    // First look at every fd, touching none: an error leaves them all as they were.
+    const infos: SocketInfo[] = []
+    for (let i = 0; i < count; i++) {
+      const fd = FIRST_FD + i
+      try {
+        infos.push(addon.inspect(fd))
+      } catch (err) {
+        if (systemError(err, `fd ${fd}`).code !== 'ENOTSOCK') throw bad(`LISTEN_FDS=${count} but fd ${fd} is not open`)
+        throw bad(`LISTEN_FDS=${count} but fd ${fd} is not a socket; handover leaves it open and can only use sockets`)
+      }
+    }
     const sockets: Passed[] = []
     try {
       for (let i = 0; i < count; i++) {
         const fd = FIRST_FD + i
-        let info: SocketInfo | undefined
-        try {
-          info = addon.inspect(fd)
-        } catch (err) {
-          if (systemError(err, `fd ${fd}`).code !== 'ENOTSOCK') throw bad(`LISTEN_FDS=${count} but fd ${fd} is not open`)
-        }
         let copy: number
         try {
           copy = addon.duplicate(fd)
@@ -106,7 +117,7 @@ export class ActivatedSockets {
         }
         closeSync(fd)
         // sd_listen_fds_with_names() says "unknown" for a socket without a name.
-        sockets.push({ fd: copy, name: nameList[i] || 'unknown', info, claimed: false })
+        sockets.push({ fd: copy, name: nameList[i] || 'unknown', info: infos[i], claimed: false })
       }
     } catch (err) {
       for (const s of sockets) closeSync(s.fd)
@@ -117,10 +128,10 @@ export class ActivatedSockets {
 
   /** The unclaimed socket whose type and bound address are what `spec` asks for. */
   claim(spec: BindSpec): ActivatedClaim | undefined {
-    const found = this.sockets.find((s) => !s.claimed && s.info !== undefined && matchesAddress(spec, s.info))
+    const found = this.sockets.find((s) => !s.claimed && matchesAddress(spec, s.info))
     if (!found) return undefined
     found.claimed = true
-    return { socket: found.fd, info: found.info as SocketInfo }
+    return { socket: found.fd, info: found.info }
   }
 
   /** The socket named `name`, checked against the network it is claimed for; a spec describes what it really is. */
@@ -134,7 +145,6 @@ export class ActivatedSockets {
     }
     const found = named[0]
     if (!found || found.claimed) return undefined
-    if (found.info === undefined) throw bad(`the fd named ${JSON.stringify(name)} is not a socket`)
     const problem = unfit(network, packet, found.info)
     if (problem) throw bad(`the socket named ${JSON.stringify(name)} ${problem}`)
     found.claimed = true

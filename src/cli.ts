@@ -7,17 +7,20 @@ import net from 'node:net'
 import { parseArgs } from 'node:util'
 
 const USAGE = `usage: handover upgrade --socket PATH [--timeout MS]
-       handover status --socket PATH
+       handover status --socket PATH [--timeout MS]
 
   upgrade    start the next generation; succeed once it serves
   status     the pid of the generation answering on the socket
 
   -s, --socket PATH   the server's controlSocket
   -t, --timeout MS    upgrade: kill the new process if it is not ready in time
-                      (the server's upgradeTimeout applies as well)
+                      (the server's upgradeTimeout applies as well); the
+                      command waits MS + 5000 for the answer (default 65000,
+                      for the default upgradeTimeout of 60000)
+                      status: how long to wait for the answer (default 5000)
 
 Prints the server's JSON answer. Exit status: 0 ok, 1 failed (the error code
-is in the answer and on stderr), 2 usage error.`
+is in the answer and on stderr), 2 usage error, 3 no answer in time.`
 
 interface Answer {
   ok: boolean
@@ -28,6 +31,15 @@ interface Answer {
 
 /** What the server may need after the deadline to kill and reap the new process, in ms. */
 const ANSWER_GRACE = 5_000
+/**
+ * Without --timeout: an upgrade is bounded by the server's upgradeTimeout
+ * (60 s unless configured), a status answer is immediate. A server that
+ * accepts and never answers (stopped, wedged) must not hang a reload.
+ */
+const DEFAULT_UPGRADE_WAIT = 60_000 + ANSWER_GRACE
+const DEFAULT_STATUS_WAIT = 5_000
+/** The exit status for "no answer in time", apart from a failure the server reported. */
+const EXIT_NO_ANSWER = 3
 
 function usage(problem: string): never {
   process.stderr.write(`handover: ${problem}\n${USAGE}\n`)
@@ -54,7 +66,7 @@ function connectError(err: NodeJS.ErrnoException, path: string): Answer {
 }
 
 /** Sends one command line and resolves with the one answer line. */
-function request(path: string, line: string, waitMs: number | undefined): Promise<Answer> {
+function request(path: string, line: string, waitMs: number): Promise<Answer> {
   return new Promise((resolve) => {
     const socket = net.connect(path)
     let buffer = ''
@@ -64,9 +76,8 @@ function request(path: string, line: string, waitMs: number | undefined): Promis
       socket.destroy()
       resolve(answer)
     }
-    if (waitMs !== undefined) {
-      timer = setTimeout(() => finish({ ok: false, code: 'ERR_TIMEOUT', message: `no answer from ${path} within ${waitMs} ms` }), waitMs)
-    }
+    // Covers the connect as well as the answer.
+    timer = setTimeout(() => finish({ ok: false, code: 'ERR_TIMEOUT', message: `no answer to ${JSON.stringify(line)} from ${path} within ${waitMs} ms` }), waitMs)
     socket.setEncoding('utf8')
     socket.on('connect', () => socket.write(`${line}\n`))
     socket.on('data', (chunk: string) => {
@@ -107,19 +118,23 @@ async function main(): Promise<number> {
   if (extra.length > 0) usage(`unexpected argument ${JSON.stringify(extra[0])}`)
   if (values.socket === undefined || values.socket === '') usage('--socket PATH is required')
   let line: string = command
-  let waitMs: number | undefined
+  let waitMs = command === 'upgrade' ? DEFAULT_UPGRADE_WAIT : DEFAULT_STATUS_WAIT
   if (values.timeout !== undefined) {
-    if (command !== 'upgrade') usage('--timeout applies to upgrade only')
     const ms = Number(values.timeout)
     if (!/^\d+$/.test(values.timeout) || ms < 1 || ms > 2_147_483_647 - ANSWER_GRACE) usage(`--timeout takes milliseconds, not ${JSON.stringify(values.timeout)}`)
-    line = `upgrade ${ms}`
-    waitMs = ms + ANSWER_GRACE
+    if (command === 'upgrade') {
+      line = `upgrade ${ms}`
+      waitMs = ms + ANSWER_GRACE
+    } else {
+      waitMs = ms
+    }
   }
   const answer = await request(values.socket, line, waitMs)
   process.stdout.write(`${JSON.stringify(answer)}\n`)
   if (answer.ok) return 0
   process.stderr.write(`handover: ${command} failed: ${answer.code}: ${answer.message}\n`)
-  return 1
+  // ERR_TIMEOUT is only ever this command's own deadline: the server says ERR_UPGRADE_TIMEOUT.
+  return answer.code === 'ERR_TIMEOUT' ? EXIT_NO_ANSWER : 1
 }
 
 process.exitCode = await main()

@@ -1,6 +1,5 @@
-import { chmodSync } from 'node:fs'
+import { lstatSync, type Stats } from 'node:fs'
 import net from 'node:net'
-import { systemError } from './errors.js'
 import type { Listener, SocketTable } from './listeners.js'
 
 /** What the control socket can ask of the Upgrader. */
@@ -14,9 +13,13 @@ export type ControlAnswer =
   | { ok: false; code: string; message: string }
 
 const MAX_LINE = 1024
-/** A client that connects and says nothing is dropped after this long. */
-const IDLE_TIMEOUT = 10_000
 const MAX_UPGRADE_TIMEOUT = 2_147_483_647
+
+/** The file at the socket path, as it was when this generation claimed it. */
+interface FileIdentity {
+  dev: number
+  ino: number
+}
 
 /**
  * The control socket: a unix stream socket that takes one line command per
@@ -26,16 +29,31 @@ const MAX_UPGRADE_TIMEOUT = 2_147_483_647
  *
  *   upgrade [timeout-ms]  -> {"ok":true,"pid":<new pid>} | {"ok":false,"code":..,"message":..}
  *   status                -> {"ok":true,"pid":<serving pid>,"hasParent":..}
+ *                            plus socketPathMissing / socketPathReplaced: true
+ *                            when the path no longer leads to this socket
  */
 export class ControlServer {
+  /**
+   * Milliseconds a connection may last from accept, however it sends: a
+   * client that dribbles bytes cannot hold a slot longer. A connection
+   * running an upgrade is bounded by the upgrade's own timeout instead.
+   * Static so that tests can shorten it; not an option.
+   */
+  static connectionDeadline = 10_000
+  /** Connections served at once; more are closed as soon as they are accepted. */
+  static maxConnections = 16
+
   private server?: net.Server
 
-  private constructor(private readonly listener: Listener) {}
+  private constructor(private readonly listener: Listener, private readonly file: FileIdentity | undefined) {}
 
   /**
    * Claims the socket (inherited, or bound afresh) before ready(), so that
    * ready() does not close it as unclaimed. A fresh bind happens under a
-   * umask that leaves exactly `mode`: no moment with wider permissions.
+   * umask that leaves exactly `mode`: no moment with wider permissions, and
+   * nothing to chmod afterwards. An inherited socket's file is not touched:
+   * the path may have been deleted since (a tmp cleaner), or replaced by a
+   * symlink whose target a chmod by path would change.
    */
   static claim(table: SocketTable, path: string, mode: number): ControlServer {
     const previous = process.umask(~mode & 0o777)
@@ -45,20 +63,17 @@ export class ControlServer {
     } finally {
       process.umask(previous)
     }
-    // An inherited socket keeps its file; make it match this generation's mode.
-    try {
-      chmodSync(listener.path as string, mode)
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException
-      throw systemError({ errno: -(e.errno ?? 0), syscall: 'chmod', message: e.message }, `control socket ${listener.path}`)
-    }
-    return new ControlServer(listener)
+    // Fresh: the file just bound. Inherited: the socket file found at the path, if any.
+    const st = lstatOrUndefined(listener.path as string)
+    return new ControlServer(listener, st?.isSocket() ? { dev: st.dev, ino: st.ino } : undefined)
   }
 
-  /** Starts answering, from ready() on, until the process hands over or stops. */
+/** Starts answering, from ready() on, until the process hands over or stops. */
   serve(target: ControlTarget, done: Promise<void>): void {
     if (this.server) return
     const server = net.createServer({ allowHalfOpen: true }, (socket) => this.onConnection(socket, target))
+    // Beyond this, net closes each accepted connection at once.
+    server.maxConnections = ControlServer.maxConnections
     server.on('error', (err: NodeJS.ErrnoException) => {
       process.emitWarning(`the control socket ${this.listener.address} stopped serving: ${err.message}`, { type: 'HandoverWarning', code: err.code })
     })
@@ -77,14 +92,26 @@ export class ControlServer {
   private onConnection(socket: net.Socket, target: ControlTarget): void {
     let buffer = ''
     let answered = false
+    let deadline: NodeJS.Timeout | undefined
+    const startDeadline = (): void => {
+      clearTimeout(deadline)
+      deadline = setTimeout(() => socket.destroy(), ControlServer.connectionDeadline).unref()
+    }
+    startDeadline()
     socket.setEncoding('utf8')
-    socket.setTimeout(IDLE_TIMEOUT, () => socket.destroy())
     socket.on('error', () => {})
+    socket.on('close', () => clearTimeout(deadline))
     const handle = (line: string): void => {
       answered = true
-      socket.setTimeout(0)
       socket.removeAllListeners('data')
-      void run(line.trim(), target).then((answer) => socket.end(`${JSON.stringify(answer)}\n`))
+      const command = line.trim()
+      // An upgrade takes as long as the upgrade timeout allows; the deadline starts again once it is answered.
+      if (command.startsWith('upgrade')) clearTimeout(deadline)
+      void run(command, target, () => this.pathState()).then((answer) => {
+        if (socket.destroyed) return
+        socket.end(`${JSON.stringify(answer)}\n`)
+        if (command.startsWith('upgrade')) startDeadline()
+      })
     }
     socket.on('data', (chunk: string) => {
       buffer += chunk
@@ -97,13 +124,29 @@ export class ControlServer {
       if (!answered) handle(buffer)
     })
   }
+
+  /** For status: whether the path still leads to this socket. Read-only: lstat never follows a symlink. */
+  private pathState(): Record<string, true> {
+    const st = lstatOrUndefined(this.listener.path as string)
+    if (st === undefined) return { socketPathMissing: true }
+    if (this.file === undefined || !st.isSocket() || st.dev !== this.file.dev || st.ino !== this.file.ino) return { socketPathReplaced: true }
+    return {}
+  }
 }
 
-async function run(line: string, target: ControlTarget): Promise<ControlAnswer> {
+function lstatOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path)
+  } catch {
+    return undefined
+  }
+}
+
+async function run(line: string, target: ControlTarget, pathState: () => Record<string, true>): Promise<ControlAnswer> {
   if (line.length > MAX_LINE) return badCommand(`a command is one line of at most ${MAX_LINE} characters`)
   const [command, ...args] = line.split(/\s+/)
   if (command === 'status' && args.length === 0) {
-    return { ok: true, pid: process.pid, hasParent: target.hasParent }
+    return { ok: true, pid: process.pid, hasParent: target.hasParent, ...pathState() }
   }
   if (command === 'upgrade' && args.length <= 1) {
     const timeout = args.length === 0 ? undefined : Number(args[0])

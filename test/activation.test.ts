@@ -1,5 +1,6 @@
+import { execFile } from 'node:child_process'
 import dgram from 'node:dgram'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -200,8 +201,47 @@ describe('socket activation', () => {
       const f = await run(vars)
       expect(f.events.find((e) => e.event === 'create-failed'), vars).toMatchObject({ code: 'ERR_BAD_INHERITANCE' })
     }
-    // A passed fd that is not a socket (ListenFIFO= and the like) is no error: nothing claims it, ready() closes it.
-    const ok = await Fixture.start({}, { launcher: ['sh', '-c', 'export LISTEN_PID=$$ LISTEN_FDS=1; exec "$0" "$1" 3</dev/null'] })
-    expect(ok.event(ok.current, 'ready')).toBeDefined()
+    // A passed fd that is not a socket (here /dev/null) is refused too: see the next test.
+    const notSocket = await Fixture.start({}, { launcher: ['sh', '-c', 'export LISTEN_PID=$$ LISTEN_FDS=1; exec "$0" "$1" 3</dev/null'], waitFor: 'create-failed' })
+    expect(notSocket.events.find((e) => e.event === 'create-failed')).toMatchObject({ code: 'ERR_BAD_INHERITANCE' })
+  })
+
+  it('LISTEN_FDS covering an fd that is not a socket: ERR_BAD_INHERITANCE from create(), and the fd is left open, never closed', async () => {
+    // Reports what create() did and what fd 3 is before and after; then keeps the event loop turning.
+    const script = `
+      import { readlinkSync } from 'node:fs'
+      const fd3 = () => { try { return readlinkSync('/proc/self/fd/3') } catch (e) { return e.code } }
+      const { Upgrader } = await import(${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)})
+      const before = fd3()
+      const created = await Upgrader.create().then(() => ({ ok: true }), (e) => ({ code: e.code, message: e.message }))
+      await new Promise((r) => setTimeout(r, 200))
+      console.log(JSON.stringify({ created, before, after: fd3() }))`
+    const run = (redirect: string, pipe = false): Promise<{ status: number | null; signal: string | null; out: string; err: string }> => {
+      // `exec` keeps the shell's pid, so LISTEN_PID=$$ names the node process.
+      const inner = `export LISTEN_PID=$$ LISTEN_FDS=1; exec "$0" --input-type=module -e "$1" ${redirect}`
+      const args = pipe ? ['-c', 'echo data | sh -c "$0" "$@"', inner, process.execPath, script] : ['-c', inner, process.execPath, script]
+      return new Promise((resolve) => {
+        execFile('sh', args, { timeout: 20_000 }, (err, out, stderr) => {
+          const e = err as (Error & { code?: number; signal?: string }) | null
+          resolve({ status: e ? (typeof e.code === 'number' ? e.code : null) : 0, signal: e?.signal ?? null, out, err: stderr })
+        })
+      })
+    }
+    const file = join(dir, 'not-a-socket')
+    writeFileSync(file, 'data\n')
+    const cases: Array<[string, string, boolean, RegExp]> = [
+      ['a regular file', `3<${file}`, false, new RegExp(`^${file}$`)],
+      ['a pipe', '3<&0', true, /^pipe:\[\d+\]$/],
+      // No fd 3 passed at all: fd 3 is node's own (its epoll fd), which closing would abort node.
+      ['nothing (node\'s own fd 3)', '3<&-', false, /^anon_inode:/],
+    ]
+    for (const [what, redirect, pipe, target] of cases) {
+      const r = await run(redirect, pipe)
+      expect({ status: r.status, signal: r.signal }, `${what}: ${r.err}`).toEqual({ status: 0, signal: null })
+      const report = JSON.parse(r.out) as { created: { code?: string; message?: string }; before: string; after: string }
+      expect(report.created, what).toMatchObject({ code: 'ERR_BAD_INHERITANCE', message: expect.stringMatching(/fd 3 .*not a socket/) })
+      expect(report.before, what).toMatch(target)
+      expect(report.after, what).toBe(report.before)
+    }
   })
 })

@@ -1,52 +1,14 @@
-import { execFile } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
-import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { freePort, pidAt } from './helpers/clients.js'
+import { cli, raw } from './helpers/control.js'
 import { Fixture, isAlive, killAllFixtures, waitUntil } from './helpers/fixture.js'
 
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'handover-control-'))
 afterEach(killAllFixtures)
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
-
-interface CliResult {
-  status: number
-  answer: Record<string, unknown> | undefined
-  stderr: string
-}
-
-/** Runs the `handover` command as a user would (no shell, real exit status). */
-function cli(...args: string[]): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
-      const status = err ? (typeof err.code === 'number' ? err.code : -1) : 0
-      const line = stdout.split('\n')[0]
-      resolve({ status, answer: line ? (JSON.parse(line) as Record<string, unknown>) : undefined, stderr })
-    })
-  })
-}
-
-/** One raw exchange on the control socket; `end` half-closes after writing, as `nc -N` does. */
-function raw(path: string, text: string, end = false): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    let data = ''
-    const socket = net.connect(path, () => {
-      socket.write(text)
-      if (end) socket.end()
-    })
-    socket.setEncoding('utf8')
-    socket.on('data', (chunk: string) => (data += chunk))
-    socket.on('end', () => {
-      socket.destroy()
-      resolve(JSON.parse(data.split('\n')[0]) as Record<string, unknown>)
-    })
-    socket.on('error', reject)
-  })
-}
 
 async function start(extra: Record<string, string> = {}): Promise<{ f: Fixture; ctl: string; port: number }> {
   const ctl = join(dir, `app-${Math.random().toString(36).slice(2)}.ctl`)
@@ -62,7 +24,7 @@ describe('control socket and the handover CLI', () => {
     const st = statSync(ctl)
     expect(st.isSocket()).toBe(true)
     expect(st.mode & 0o777).toBe(0o600)
-    expect(await cli('status', '--socket', ctl)).toEqual({ status: 0, answer: { ok: true, pid: first, hasParent: false }, stderr: '' })
+    expect(await cli('status', '--socket', ctl)).toMatchObject({ status: 0, answer: { ok: true, pid: first, hasParent: false }, stderr: '' })
 
     const up = await cli('upgrade', '--socket', ctl)
     expect(up.status).toBe(0)
@@ -129,7 +91,7 @@ describe('control socket and the handover CLI', () => {
     expect(await raw(ctl, 'status', true)).toEqual({ ok: true, pid: f.current, hasParent: false })
     expect(await raw(ctl, 'status\r\n')).toEqual({ ok: true, pid: f.current, hasParent: false })
 
-    for (const args of [[], ['upgrade'], ['reload', '--socket', ctl], ['upgrade', '--socket', ctl, '--timeout', 'soon'], ['status', '--socket', ctl, '--timeout', '5'], ['upgrade', '--socket', ctl, '--bogus']]) {
+    for (const args of [[], ['upgrade'], ['reload', '--socket', ctl], ['upgrade', '--socket', ctl, '--timeout', 'soon'], ['status', '--socket', ctl, '--timeout', '0'], ['upgrade', '--socket', ctl, '--bogus']]) {
       const r = await cli(...args)
       expect(r.status, args.join(' ')).toBe(2)
       expect(r.stderr).toMatch(/^handover: .*\nusage: handover upgrade/)
