@@ -68,7 +68,7 @@ export class ControlServer {
     return new ControlServer(listener, st?.isSocket() ? { dev: st.dev, ino: st.ino } : undefined)
   }
 
-/** Starts answering, from ready() on, until the process hands over or stops. */
+  /** Starts answering, from ready() on, until the process hands over or stops. */
   serve(target: ControlTarget, done: Promise<void>): void {
     if (this.server) return
     const server = net.createServer({ allowHalfOpen: true }, (socket) => this.onConnection(socket, target))
