@@ -2,10 +2,12 @@
 // start and exit, and to start, listen on a port and exit. Each is spawned
 // `runs` times after one unmeasured warm-up run; the median is the floor.
 import { spawn } from 'node:child_process'
+import { createServer } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { median, max, min } from './stats.mjs'
 
 const HANDOVER = new URL('../../dist/index.js', import.meta.url).href
+const REGISTER = new URL('../../dist/preload/register.js', import.meta.url).href
 
 export const FLOORS = {
   bare: { label: "node -e ''", args: ['-e', ''] },
@@ -22,6 +24,24 @@ export const FLOORS = {
       const server = (await import('node:http')).createServer()
       server.listen(upg.listen('tcp4', '127.0.0.1:0'), () => process.exit(0))`],
   },
+  // Not a target: what handover/register adds to an unmodified app's start.
+  // A fixed port ({port}, picked free at run time): port 0 would bypass the preload.
+  preload: {
+    label: 'node --import handover/register + listen + exit',
+    args: ['--import', REGISTER, '-e', "require('node:http').createServer().listen({port}, '127.0.0.1', () => process.exit(0))"],
+  },
+}
+
+/** A port free a moment ago, for the floors that cannot use port 0. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.on('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => resolve(port))
+    })
+  })
 }
 
 export function timeOnce(args) {
@@ -35,7 +55,9 @@ export function timeOnce(args) {
 
 export async function measureFloors(runs) {
   const out = {}
-  for (const [name, { label, args }] of Object.entries(FLOORS)) {
+  const port = String(await freePort())
+  for (const [name, { label, args: template }] of Object.entries(FLOORS)) {
+    const args = template.map((a) => a.replace('{port}', port))
     await timeOnce(args)
     const ms = []
     for (let i = 0; i < runs; i++) ms.push(await timeOnce(args))

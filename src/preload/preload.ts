@@ -255,9 +255,13 @@ function lookup(host: string, callback: (err: Error | null, ip: string, family: 
   else dns.lookup(host, { family }, done)
 }
 
-/** Workers share their primary's sockets through node:cluster; handover stays out of that (see `handover run`). */
+/**
+ * Workers share their primary's sockets through node:cluster; handover stays
+ * out of that (see `handover run`). A worker always has an IPC channel, so
+ * node:cluster is loaded only to ask a process that has one.
+ */
 function inClusterWorker(): boolean {
-  return (require('node:cluster') as { isWorker: boolean }).isWorker
+  return typeof process.send === 'function' && (require('node:cluster') as { isWorker: boolean }).isWorker
 }
 
 /** dgram keeps the createSocket() options in a symbol-keyed state object; absent, they are the defaults. */
