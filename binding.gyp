@@ -5,7 +5,7 @@
       "defines": ["NAPI_VERSION=8"],
       "conditions": [
         ["OS!='win'", {
-          "sources": ["native/posix/sockets.cc", "native/posix/notify.cc"],
+          "sources": ["native/posix/sockets.cc", "native/posix/notify.cc", "native/posix/supervise.cc"],
           "cflags_cc": ["-std=c++17", "-Wall", "-Wextra"],
           "xcode_settings": {
             "CLANG_CXX_LANGUAGE_STANDARD": "c++17",

@@ -6,7 +6,8 @@
 import net from 'node:net'
 import { parseArgs } from 'node:util'
 
-const USAGE = `usage: handover upgrade --socket PATH [--timeout MS]
+const USAGE = `usage: handover run [options] <script> [script args...]   (handover run --help)
+       handover upgrade --socket PATH [--timeout MS]
        handover status --socket PATH [--timeout MS]
 
   upgrade    start the next generation; succeed once it serves
@@ -95,6 +96,8 @@ function request(path: string, line: string, waitMs: number): Promise<Answer> {
 }
 
 async function main(): Promise<number> {
+  // `handover run` is the supervisor: its own options and signals (supervisor/run-command.ts).
+  if (process.argv[2] === 'run') return (await import('./supervisor/run-command.js')).runCommand(process.argv.slice(3))
   let parsed
   try {
     parsed = parseArgs({

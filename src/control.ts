@@ -4,8 +4,11 @@ import type { Listener, SocketTable } from './listeners.js'
 
 /** What the control socket can ask of the Upgrader. */
 export interface ControlTarget {
+  /** Resolves with the new pid, and anything else the answer should carry. */
   upgrade(options: { signal?: AbortSignal }): Promise<{ pid: number }>
   readonly hasParent: boolean
+  /** The supervisor's fuller status (workers, generation); the Upgrader has none. */
+  status?(): object
 }
 
 export type ControlAnswer =
@@ -146,7 +149,7 @@ async function run(line: string, target: ControlTarget, pathState: () => Record<
   if (line.length > MAX_LINE) return badCommand(`a command is one line of at most ${MAX_LINE} characters`)
   const [command, ...args] = line.split(/\s+/)
   if (command === 'status' && args.length === 0) {
-    return { ok: true, pid: process.pid, hasParent: target.hasParent, ...pathState() }
+    return { ok: true, pid: process.pid, hasParent: target.hasParent, ...target.status?.(), ...pathState() }
   }
   if (command === 'upgrade' && args.length <= 1) {
     const timeout = args.length === 0 ? undefined : Number(args[0])
@@ -161,8 +164,8 @@ async function run(line: string, target: ControlTarget, pathState: () => Record<
 async function upgrade(target: ControlTarget, timeout: number | undefined): Promise<ControlAnswer> {
   const signal = timeout === undefined ? undefined : AbortSignal.timeout(timeout)
   try {
-    const { pid } = await target.upgrade({ signal })
-    return { ok: true, pid }
+    const result = await target.upgrade({ signal })
+    return { ...result, ok: true }
   } catch (err) {
     const e = err as { code?: string; message?: string }
     // The caller's deadline ran out: the child was killed like one that missed upgradeTimeout.

@@ -3,7 +3,8 @@ import { platformBackend } from './backend/index.js'
 import type { PlatformBackend } from './backend/types.js'
 import { HandoverError } from './errors.js'
 import { ParentLink } from './parent.js'
-import { inheritedControlFd } from './protocol.js'
+import { inheritedControlFd, inheritedSupervisorFd } from './protocol.js'
+import { SupervisorLink } from './supervised.js'
 
 /**
  * What this process inherited: the platform backend, the link to the parent
@@ -19,6 +20,8 @@ export interface Generation {
   backend: PlatformBackend
   parent?: ParentLink
   activated?: ActivatedSockets
+  /** Set when `handover run` started this process as one of its workers. */
+  supervisor?: SupervisorLink
 }
 
 let opening: Promise<Generation> | undefined
@@ -29,10 +32,12 @@ export function openGeneration(parentTimeout: number): Promise<Generation> {
   opening ??= (async () => {
     const backend = await platformBackend()
     const controlFd = inheritedControlFd()
+    const supervisorFd = inheritedSupervisorFd()
     const parent = controlFd === undefined ? undefined : await ParentLink.connect(backend, controlFd, parentTimeout)
     // Socket activation is for the process the service manager started, never a later generation.
     const activated = controlFd === undefined ? ActivatedSockets.take() : undefined
-    return { backend, parent, activated }
+    const supervisor = supervisorFd === undefined ? undefined : new SupervisorLink(supervisorFd)
+    return { backend, parent, activated, supervisor }
   })()
   return opening
 }

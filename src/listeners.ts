@@ -65,6 +65,8 @@ export class SocketTable {
     private readonly cwd: string,
     inherited: TransferEntry[] = [],
     private readonly activated?: ActivatedSockets,
+    /** Under `handover run`: fixed addresses come from the supervisor, not from a bind of our own. */
+    private readonly fromSupervisor?: (spec: BindSpec) => OsSocket,
   ) {
     for (const entry of inherited) this.inherited.set(entry.key, entry)
   }
@@ -164,6 +166,7 @@ export class SocketTable {
   }
 
   private bindFresh(spec: BindSpec): Held {
+    if (this.fromSupervisor && !isPortZero(spec)) return this.askSupervisor(spec)
     let socket: OsSocket
     try {
       socket = this.backend.bind(spec, BACKLOG)
@@ -180,6 +183,24 @@ export class SocketTable {
       this.backend.close(socket)
       throw systemError(err, `${spec.network} ${spec.requested}`)
     }
+  }
+
+  /** The supervisor's socket for this address, checked like an inherited one; its files are the supervisor's. */
+  private askSupervisor(spec: BindSpec): Held {
+    const socket = (this.fromSupervisor as (spec: BindSpec) => OsSocket)(spec)
+    let info: SocketInfo
+    try {
+      info = this.backend.inspect(socket)
+    } catch (err) {
+      this.backend.close(socket)
+      throw new HandoverError('ERR_BAD_INHERITANCE', `the supervisor's socket for ${spec.key} is not an open socket`, { cause: err })
+    }
+    const problem = mismatch(spec, info)
+    if (problem) {
+      this.backend.close(socket)
+      throw new HandoverError('ERR_BAD_INHERITANCE', `the supervisor's socket for ${spec.key} ${problem}`)
+    }
+    return { spec, socket, info, inherited: true, activated: true }
   }
 
   private listenerFor(h: Held, network: Network): Listener {

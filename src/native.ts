@@ -25,6 +25,12 @@ export interface PosixAddon {
   setNonBlocking(fd: number): void
   /** One datagram to a unix datagram socket: a path, or an abstract name (without its NUL). */
   sdNotify(path: string, abstract: boolean, message: string): void
+  /** One line on a unix stream socket, with `fd` attached (SCM_RIGHTS) unless it is -1. */
+  passFd(channel: number, line: string, fd: number): void
+  /** Sends `line`, then blocks up to `timeoutMs` for one answer line and the fd sent with it (-1 if none). */
+  askForFd(channel: number, line: string, timeoutMs: number): { line: string; fd: number }
+  /** waitpid(pid, WNOHANG): true if that pid was a zombie child and is now reaped. */
+  reapPid(pid: number): boolean
 }
 
 let addon: unknown

@@ -1,6 +1,6 @@
 import type { PlatformBackend, TransferEntry } from './backend/types.js'
 import { HandoverError } from './errors.js'
-import { ControlChannel, type HelloMessage, type Message } from './protocol.js'
+import { ControlChannel, type HelloMessage, type Message, type UpgradeResultMessage } from './protocol.js'
 
 /** The link a new generation keeps to the process that started it. */
 export class ParentLink {
@@ -10,6 +10,9 @@ export class ParentLink {
   readonly exited: Promise<void>
   /** Resolves when the parent says it handed over (it has sent MAINPID=), or has exited. */
   readonly handedOver: Promise<void>
+  /** Under `handover run`: resolves when the supervisor says drain, or has gone. */
+  readonly drainRequested: Promise<void>
+  private upgradeWaiter?: (result: UpgradeResultMessage) => void
 
   private constructor(
     private readonly channel: ControlChannel,
@@ -27,6 +30,21 @@ export class ParentLink {
     this.handedOver = new Promise((resolve) => {
       channel.on('message', (m: Message) => m.type === 'handed-over' && resolve())
       void this.exited.then(resolve)
+    })
+    this.drainRequested = new Promise((resolve) => {
+      channel.on('message', (m: Message) => m.type === 'drain' && resolve())
+      void this.exited.then(resolve)
+    })
+    channel.on('message', (m: Message) => {
+      if (m.type !== 'upgrade-result') return
+      const waiter = this.upgradeWaiter
+      this.upgradeWaiter = undefined
+      waiter?.(m)
+    })
+    void this.exited.then(() => {
+      const waiter = this.upgradeWaiter
+      this.upgradeWaiter = undefined
+      waiter?.({ type: 'upgrade-result', ok: false, code: 'ERR_STOPPED', message: 'the supervisor has gone' })
     })
     // Anything else the parent says after hello is a protocol error we can only ignore.
     channel.on('error', () => {})
@@ -71,6 +89,24 @@ export class ParentLink {
       throw err
     } finally {
       clearTimeout(timer)
+    }
+  }
+
+  /**
+   * Under `handover run`: asks the supervisor for a new generation and
+   * waits for its answer, keeping the process alive meanwhile. One at a
+   * time; the supervisor's own checks (ERR_UPGRADE_IN_PROGRESS...) apply.
+   */
+  async requestUpgrade(): Promise<UpgradeResultMessage> {
+    if (this.upgradeWaiter) return { type: 'upgrade-result', ok: false, code: 'ERR_UPGRADE_IN_PROGRESS', message: 'this worker already asked for an upgrade' }
+    if (this.exitedFlag) return { type: 'upgrade-result', ok: false, code: 'ERR_STOPPED', message: 'the supervisor has gone' }
+    const answer = new Promise<UpgradeResultMessage>((resolve) => (this.upgradeWaiter = resolve))
+    this.ref()
+    try {
+      await this.channel.send({ type: 'upgrade-request' })
+      return await answer
+    } finally {
+      this.unref()
     }
   }
 

@@ -6,6 +6,8 @@ import { HandoverError } from './errors.js'
 
 /** Set by the parent for the next generation: the control channel's fd. */
 export const CONTROL_ENV = 'HANDOVER_CONTROL'
+/** Set by `handover run` for its workers: the fd of the channel that answers socket requests. */
+export const SUPERVISOR_ENV = 'HANDOVER_SUPERVISOR'
 export const PROTOCOL_VERSION = 1
 const MAX_LINE = 1 << 20
 
@@ -14,7 +16,9 @@ const MAX_LINE = 1 << 20
  * process the application spawns later believes it has a handover parent.
  */
 const inheritedControl: string | undefined = process.env[CONTROL_ENV]
+const inheritedSupervisor: string | undefined = process.env[SUPERVISOR_ENV]
 delete process.env[CONTROL_ENV]
+delete process.env[SUPERVISOR_ENV]
 
 /** The control fd this process inherited, undefined if it has no parent. */
 export function inheritedControlFd(): number | undefined {
@@ -26,6 +30,15 @@ export function inheritedControlFd(): number | undefined {
     )
   }
   return Number(inheritedControl)
+}
+
+/** The socket-request channel's fd, if a supervisor (`handover run`) started this process. */
+export function inheritedSupervisorFd(): number | undefined {
+  if (inheritedSupervisor === undefined || inheritedControl === undefined) return undefined
+  if (!/^\d{1,4}$/.test(inheritedSupervisor) || Number(inheritedSupervisor) < 3) {
+    throw new HandoverError('ERR_BAD_INHERITANCE', `${SUPERVISOR_ENV}=${JSON.stringify(inheritedSupervisor.slice(0, 40))} is not a channel fd`)
+  }
+  return Number(inheritedSupervisor)
 }
 
 export interface HelloMessage {
@@ -49,7 +62,27 @@ export interface HandedOverMessage {
   type: 'handed-over'
 }
 
-export type Message = HelloMessage | ReadyMessage | HandedOverMessage
+/** Supervisor to worker: a newer generation serves, or the service stops; drain and exit. */
+export interface DrainMessage {
+  type: 'drain'
+}
+
+/** Worker to supervisor: `upg.upgrade()` in a worker asks for a new generation. */
+export interface UpgradeRequestMessage {
+  type: 'upgrade-request'
+}
+
+/** Supervisor to worker: how the generation asked for went. */
+export interface UpgradeResultMessage {
+  type: 'upgrade-result'
+  ok: boolean
+  /** The new workers' pids. */
+  pids?: number[]
+  code?: string
+  message?: string
+}
+
+export type Message = HelloMessage | ReadyMessage | HandedOverMessage | DrainMessage | UpgradeRequestMessage | UpgradeResultMessage
 
 const NETWORKS: readonly string[] = [...STREAM_NETWORKS, ...PACKET_NETWORKS]
 
@@ -69,7 +102,8 @@ export function validateMessage(value: unknown): Message {
   const m = value as Message
   if (typeof m !== 'object' || m === null) throw new HandoverError('ERR_PROTOCOL', 'control message is not an object')
   if (m.type === 'ready' && Number.isInteger(m.pid)) return m
-  if (m.type === 'handed-over') return m
+  if (m.type === 'handed-over' || m.type === 'drain' || m.type === 'upgrade-request') return m
+  if (m.type === 'upgrade-result' && typeof m.ok === 'boolean') return m
   if (m.type === 'hello') {
     if (m.version !== PROTOCOL_VERSION) {
       throw new HandoverError('ERR_PROTOCOL', `the parent speaks protocol version ${String(m.version)}, this is ${PROTOCOL_VERSION}`)

@@ -74,7 +74,12 @@ export class Upgrader {
     private readonly backend: PlatformBackend,
     private readonly table: SocketTable,
     private readonly parent?: ParentLink,
-  ) {}
+    /** Under `handover run`: the supervisor starts generations and says when to drain. */
+    private readonly supervised = false,
+  ) {
+    // The supervisor's drain, or its death (EOF), is this worker's exit().
+    if (supervised) void parent?.drainRequested.then(() => this.resolveExit())
+  }
 
   static async create(options: UpgraderOptions = {}): Promise<Upgrader> {
     const resolved = resolveOptions(options)
@@ -105,14 +110,21 @@ export class Upgrader {
   }
 
   private static assemble(generation: Generation, resolved: Resolved): Upgrader {
-    const { backend, parent, activated } = generation
-    const table = new SocketTable(backend, resolved.cwd, parent?.sockets, activated)
-    return new Upgrader(resolved, backend, table, parent)
+    const { backend, parent, activated, supervisor } = generation
+    const table = new SocketTable(backend, resolved.cwd, parent?.sockets, activated, supervisor && ((spec) => supervisor.requestSocket(spec)))
+    // A worker's pid file would name one worker of many: the supervisor keeps the service's.
+    const options = supervisor ? { ...resolved, pidFile: undefined } : resolved
+    return new Upgrader(options, backend, table, parent, supervisor !== undefined)
   }
 
-  /** True if this process was started by upgrade(). */
+  /** True if this process was started by upgrade(), or by `handover run` (see `supervised`). */
   get hasParent(): boolean {
     return this.parent !== undefined
+  }
+
+  /** True if this process is a worker of `handover run`: upgrade() asks the supervisor, exit() follows its drain. */
+  get isSupervised(): boolean {
+    return this.supervised
   }
 
   /**
@@ -179,6 +191,7 @@ export class Upgrader {
     }
     if (this.upgrading) return Promise.reject(new HandoverError('ERR_UPGRADE_IN_PROGRESS', 'an upgrade is already in progress'))
     if (!this.isReady) return Promise.reject(new HandoverError('ERR_NOT_READY', 'call ready() before upgrade()'))
+    if (this.supervised) return this.askSupervisorToUpgrade()
     if (this.parent && !this.parent.hasExited) {
       return Promise.reject(new HandoverError(
         'ERR_PARENT_NOT_EXITED',
@@ -230,6 +243,20 @@ export class Upgrader {
     // While someone waits, the wait itself keeps the process alive.
     parent.ref()
     return withDeadline(parent.exited, options, 'the parent to exit').finally(() => parent.unref())
+  }
+
+  /** A worker does not start generations: the supervisor does, for all its workers at once. */
+  private askSupervisorToUpgrade(): Promise<UpgradeResult> {
+    this.upgrading = (async () => {
+      const result = await (this.parent as ParentLink).requestUpgrade()
+      if (!result.ok || !result.pids?.length) {
+        throw new HandoverError(result.code ?? 'ERR_SUPERVISOR', result.message ?? 'the supervisor refused the upgrade')
+      }
+      return { pid: result.pids[0] }
+    })().finally(() => {
+      this.upgrading = undefined
+    })
+    return this.upgrading
   }
 
   private async runUpgrade(signal: AbortSignal): Promise<UpgradeResult> {

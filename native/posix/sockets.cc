@@ -20,6 +20,7 @@
 #include "../inet_util.h"
 #include "../napi_util.h"
 #include "notify.h"
+#include "supervise.h"
 #include "socket_util.h"
 
 namespace handover {
@@ -255,6 +256,7 @@ napi_value Init(napi_env env, napi_value exports) {
   Export(env, exports, "inspect", InspectJs);
   Export(env, exports, "setNonBlocking", SetNonBlockingJs);
   ExportNotify(env, exports);
+  ExportSupervise(env, exports);
   return exports;
 }
 

@@ -4,11 +4,12 @@ import { Socket } from 'node:net'
 import type { BindSpec } from '../address.js'
 import { HandoverError, systemError } from '../errors.js'
 import { loadAddon, SOCK_DGRAM, SOCK_STREAM, type PosixAddon } from '../native.js'
-import { CONTROL_ENV } from '../protocol.js'
+import { CONTROL_ENV, SUPERVISOR_ENV } from '../protocol.js'
 import type { OsSocket, PlatformBackend, SpawnRequest, SpawnedChild, TransferEntry } from './types.js'
 
-/** The control channel sits at fd 3 in the child; the sockets follow it. */
+/** The control channel sits at fd 3 in the child; a worker's request channel at 4; the sockets follow. */
 const CONTROL_FD = 3
+const REQUEST_FD = 4
 const FIRST_SOCKET_FD = 4
 
 export class PosixBackend implements PlatformBackend {
@@ -49,10 +50,12 @@ export class PosixBackend implements PlatformBackend {
           throw systemError(err, `${s.network} ${s.address}`)
         }
       }
+      const channels = request.worker ? ['pipe', 'pipe'] : ['pipe']
       child = spawn(request.command, request.args, {
         cwd: request.cwd,
-        env: { ...request.env, [CONTROL_ENV]: String(CONTROL_FD) },
-        stdio: ['inherit', 'inherit', 'inherit', 'pipe', ...copies],
+        env: { ...request.env, [CONTROL_ENV]: String(CONTROL_FD), ...(request.worker && { [SUPERVISOR_ENV]: String(REQUEST_FD) }) },
+        stdio: ['inherit', 'inherit', 'inherit', ...channels, ...copies] as Array<'inherit' | 'pipe' | number>,
+        detached: request.worker === true,
       })
     } finally {
       // uv_spawn has forked and exec'd (or failed) by now.
@@ -63,14 +66,16 @@ export class PosixBackend implements PlatformBackend {
     // that path on macOS, and its main branch (after 1.52.1) on Linux too;
     // after fork/exec this changes nothing. No loop turn has run since spawn().
     for (const s of request.sockets) this.addon.setNonBlocking(s.socket)
+    const first = request.worker ? FIRST_SOCKET_FD + 1 : FIRST_SOCKET_FD
     const transfer: TransferEntry[] = request.sockets.map((s, i) => ({
       key: s.key,
       network: s.network,
       address: s.address,
-      fd: FIRST_SOCKET_FD + i,
+      fd: first + i,
       ...(s.activated && { activated: true }),
     }))
-    return { child, control: (child.stdio?.[CONTROL_FD] ?? undefined) as Socket | undefined, transfer }
+    const requests = request.worker ? ((child.stdio?.[REQUEST_FD] ?? undefined) as Socket | undefined) : undefined
+    return { child, control: (child.stdio?.[CONTROL_FD] ?? undefined) as Socket | undefined, requests, transfer }
   }
 
   receive(entry: TransferEntry): OsSocket {

@@ -41,12 +41,20 @@ export interface SpawnRequest {
   cwd: string
   env: NodeJS.ProcessEnv
   sockets: OutgoingSocket[]
+  /**
+   * `handover run`'s workers: a second channel for socket requests (fd 4,
+   * named by HANDOVER_SUPERVISOR), and a process group of their own, so a
+   * terminal's Ctrl-C or a group SIGHUP reaches the supervisor alone.
+   */
+  worker?: boolean
 }
 
 export interface SpawnedChild {
   child: ChildProcess
   /** The parent's end of the control channel; missing if Node ran out of fds setting it up. */
   control?: Socket
+  /** Workers only: the supervisor's end of the socket-request channel. */
+  requests?: Socket
   /** What the hello message tells the child about each socket. */
   transfer: TransferEntry[]
 }

@@ -1,0 +1,134 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { join } from 'node:path'
+import { APPS, ROOT } from './preload-app.js'
+import { isAlive, waitUntil } from './fixture.js'
+
+export const CLI = join(ROOT, 'dist', 'cli.js')
+
+const started = new Set<ChildProcess>()
+const workerPids = new Set<number>()
+
+export interface Status {
+  ok: boolean
+  pid: number
+  generation: number
+  workers: Array<{ pid: number; generation: number; state: string; startedAt: string; restarts: number }>
+}
+
+/** `handover` command output, parsed. */
+export function cli(args: string[], timeoutMs = 30_000): { status: number | null; stdout: string; stderr: string; answer?: Record<string, unknown> } {
+  const result = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: timeoutMs })
+  let answer
+  try {
+    answer = JSON.parse(result.stdout.trim().split('\n').pop() ?? '')
+  } catch {
+    answer = undefined
+  }
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr, answer }
+}
+
+/**
+ * `handover run [options] <app>` as a user starts it: the built CLI, one
+ * supervisor process whose pid never changes, and its workers, whose output
+ * (and the supervisor's one-line reports) arrive on the same pipes.
+ */
+export class Supervised {
+  readonly lines: string[] = []
+  readonly process: ChildProcess
+  readonly pid: number
+  private waiters: Array<() => void> = []
+
+  private constructor(options: string[], app: string, env: NodeJS.ProcessEnv, command: string[]) {
+    const run = [CLI, 'run', ...options, join(APPS, app)]
+    const [file, ...args] = command.length > 0 ? [...command, process.execPath, ...run] : [process.execPath, ...run]
+    this.process = spawn(file, args, {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    this.pid = this.process.pid as number
+    started.add(this.process)
+    const collect = (chunk: Buffer): void => {
+      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') this.lines.push(line)
+      for (const wake of this.waiters.splice(0)) wake()
+    }
+    this.process.stdout?.on('data', collect)
+    this.process.stderr?.on('data', collect)
+  }
+
+  /** Starts it and waits for "generation 1 ready". `command` wraps node (e.g. unshare). */
+  static async start(options: string[], app: string, env: NodeJS.ProcessEnv = {}, command: string[] = []): Promise<Supervised> {
+    const s = new Supervised(options, app, env, command)
+    await s.waitForLine(/^handover: generation 1 ready/)
+    return s
+  }
+
+  async waitForLine(pattern: RegExp, timeoutMs = 20_000, from = 0): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      for (let i = from; i < this.lines.length; i++) {
+        const match = pattern.exec(this.lines[i])
+        if (match) return match
+      }
+      const left = deadline - Date.now()
+      if (this.process.exitCode !== null || left <= 0) {
+        throw new Error(`no line matching ${pattern} (${this.process.exitCode !== null ? `exited ${this.process.exitCode}` : 'timed out'}); output:\n${this.lines.join('\n')}`)
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 200))
+        this.waiters.push(() => {
+          clearTimeout(timer)
+          resolve()
+        })
+      })
+    }
+  }
+
+  /** The status a control socket answers, or (without one) the workers seen in "listening <pid>" lines. */
+  status(socket: string): Status {
+    const { answer } = cli(['status', '--socket', socket])
+    const status = answer as unknown as Status
+    for (const w of status?.workers ?? []) workerPids.add(w.pid)
+    return status
+  }
+
+  /** Resolves with the exit code once the supervisor has exited. */
+  exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.process.exitCode !== null || this.process.signalCode !== null) {
+      return Promise.resolve({ code: this.process.exitCode, signal: this.process.signalCode })
+    }
+    return new Promise((resolve) => this.process.once('exit', (code, signal) => resolve({ code, signal })))
+  }
+
+  /** Every pid that printed "listening <pid>": the app's workers. */
+  workerPids(): number[] {
+    const pids = this.lines.map((l) => /^listening (\d+)/.exec(l)?.[1]).filter(Boolean).map(Number)
+    for (const pid of pids) workerPids.add(pid)
+    return pids
+  }
+
+  get output(): string {
+    return this.lines.join('\n')
+  }
+}
+
+/** Kills every supervisor and worker the tests started, by pid. */
+export async function killSupervised(): Promise<void> {
+  for (const child of started) {
+    try {
+      child.kill('SIGKILL')
+    } catch {
+      // Gone.
+    }
+  }
+  for (const pid of workerPids) {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {
+      // Gone.
+    }
+  }
+  await waitUntil(() => [...workerPids].every((pid) => !isAlive(pid)), 5_000, 'workers to be gone').catch(() => {})
+  started.clear()
+  workerPids.clear()
+}
