@@ -15,7 +15,7 @@
 // mingw-w64 (scripts/prebuild-win32.sh). A machine without mingw-w64 packs
 // without it (SKIP_WIN32_PREBUILD=1), and the Windows checks here are skipped,
 // loudly; .ci/run installs the toolchain first, so CI runs them.
-import { execFile, execFileSync } from 'node:child_process'
+import { execFile, execFileSync, spawn } from 'node:child_process'
 import { cpSync, existsSync, lstatSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { freePort, pidAt } from './helpers/clients.js'
-import { Fixture, isAlive, killAllFixtures } from './helpers/fixture.js'
+import { Fixture, isAlive, killAllFixtures, waitUntil } from './helpers/fixture.js'
 
 const run = promisify(execFile)
 const ROOT = realpathSync(fileURLToPath(new URL('..', import.meta.url)))
@@ -189,12 +189,41 @@ beforeAll(async () => {
   installed = join(appDir, 'node_modules', 'handover')
   writeFileSync(join(appDir, 'app.mjs'), ESM_APP)
   writeFileSync(join(appDir, 'app.cjs'), CJS_APP)
+  writeFileSync(join(appDir, 'plain.mjs'), PLAIN_APP)
+  writeFileSync(join(appDir, 'plain.cjs'), PLAIN_APP.replace("import http from 'node:http'", "const http = require('node:http')"))
 }, 180_000)
 
 afterEach(killAllFixtures)
 afterAll(() => {
   for (const dir of temps) rmSync(dir, { recursive: true, force: true })
 })
+
+/** An app that knows nothing of handover. */
+const PLAIN_APP = `import http from 'node:http'
+http.createServer((req, res) => res.end(String(process.pid))).listen(Number(process.env.APP_PORT), () => console.log('listening ' + process.pid))
+`
+
+/** Spawns a command in the fresh project and resolves once its output matches `until`; the caller stops it. */
+async function startInApp(command: string, args: string[], env: NodeJS.ProcessEnv, until: RegExp): Promise<{ child: ReturnType<typeof spawn>; lines: string[]; wait: (re: RegExp) => Promise<RegExpMatchArray> }> {
+  const child = spawn(command, args, { cwd: appDir, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const lines: string[] = []
+  const onData = (chunk: Buffer): void => void lines.push(...chunk.toString().split('\n').filter(Boolean))
+  child.stdout!.on('data', onData)
+  child.stderr!.on('data', onData)
+  const wait = async (re: RegExp): Promise<RegExpMatchArray> => {
+    const deadline = Date.now() + 20_000
+    for (;;) {
+      for (const line of lines) {
+        const m = re.exec(line)
+        if (m) return m
+      }
+      if (Date.now() > deadline) throw new Error(`no ${re} in:\n${lines.join('\n')}`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+  await wait(until)
+  return { child, lines, wait }
+}
 
 describe('the packed tarball', () => {
   it('holds dist/, the prebuild, the native sources and the metadata, and nothing from test/, src/ or build/', () => {
@@ -280,5 +309,37 @@ describe('the packed tarball', () => {
     expect(next.hasParent).toBe(true)
     expect(next.module).toBe(join(installed, 'dist', 'index.js'))
     expect(next.addons).toEqual([prebuild])
+  })
+})
+
+describe('the packed tarball, without code changes', () => {
+  it.each([
+    ['--import', 'plain.mjs'],
+    ['--require', 'plain.cjs'],
+  ])('node %s handover/register: an unmodified app upgrades on SIGHUP', async (flag, script) => {
+    const port = await freePort()
+    const app = await startInApp(process.execPath, [flag, 'handover/register', script], { APP_PORT: String(port) }, /^listening/)
+    const first = await pidAt({ port })
+    process.kill(first, 'SIGHUP')
+    const [, next] = await app.wait(/^handover: upgraded to pid (\d+)/)
+    expect(await pidAt({ port })).toBe(Number(next))
+    process.kill(Number(next), 'SIGTERM')
+    await waitUntil(() => !isAlive(Number(next)) && !isAlive(first), 10_000, 'both generations to exit')
+  })
+
+  it('npx handover run -w 2: one supervisor pid, new workers after SIGHUP', async () => {
+    const port = await freePort()
+    const run = await startInApp('npx', ['--no-install', 'handover', 'run', '-w', '2', 'plain.mjs'], { APP_PORT: String(port) }, /^handover: generation 1 ready \(2 workers\)/)
+    const before = await pidAt({ port })
+    // The worker's parent is the supervisor, whatever npx put in between.
+    const supervisor = Number(readFileSync(`/proc/${before}/stat`, 'utf8').split(') ')[1].split(' ')[1])
+    process.kill(supervisor, 'SIGHUP')
+    await run.wait(/^handover: generation 2 ready/)
+    const after = await pidAt({ port })
+    expect(after).not.toBe(before)
+    expect(Number(readFileSync(`/proc/${after}/stat`, 'utf8').split(') ')[1].split(' ')[1])).toBe(supervisor)
+    process.kill(supervisor, 'SIGTERM')
+    await run.wait(/^handover: stopped/)
+    await waitUntil(() => !isAlive(supervisor), 10_000, 'the supervisor to exit')
   })
 })
