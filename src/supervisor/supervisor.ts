@@ -209,6 +209,8 @@ export class Supervisor {
     const env = { ...(o.env ?? process.env) }
     // The supervisor's own settings, not the workers'.
     delete env.HANDOVER_PID_FILE
+    // A worker's own drain gives up (destroying what is left) a little before the supervisor would kill it.
+    env.HANDOVER_DRAIN_TIMEOUT ??= String(Math.max(0, o.drainTimeout - 1_000))
     const worker = Worker.spawn({
       backend: this.backend,
       command: process.execPath,
