@@ -157,4 +157,13 @@ describe('on Windows', () => {
     await probeBind(port)
     await rejectsWith('ERR_STOPPED', () => upg.upgrade())
   })
+
+  it('handover run refuses with ERR_UNSUPPORTED and says why', async () => {
+    const { Supervisor } = await import(new URL('../../../dist/supervisor/supervisor.js', import.meta.url).href)
+    await assert.rejects(Supervisor.start({ script: 'app.js' }), (err) => {
+      assert.equal(err.code, 'ERR_UNSUPPORTED')
+      assert.match(err.message, /SCM_RIGHTS/)
+      return true
+    })
+  })
 })
