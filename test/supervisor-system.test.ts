@@ -45,6 +45,36 @@ describe('systemd: the supervisor is the main process for good', () => {
   })
 })
 
+describe('socket activation: the supervisor holds the activated socket', () => {
+  it('the first connection starts the service and is answered by a worker; upgrades keep the activated socket', async () => {
+    const port = await freePort()
+    const address = `127.0.0.1:${port}`
+    const s = Supervised.launch(['-w', '2'], 'worker.mjs', {}, ['systemd-socket-activate', '-l', address, `-EPORT=${port}`, '-EHOST=127.0.0.1'])
+    // The tool execs the supervisor when this connection arrives; it waits in the activated socket's queue.
+    let first = { status: 0, body: '' }
+    for (const deadline = Date.now() + 10_000; ;) {
+      try {
+        first = await get({ port }, '/', 20_000)
+        break
+      } catch (err) {
+        // Until the tool itself listens.
+        if ((err as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || Date.now() > deadline) throw err
+        await new Promise((r) => setTimeout(r, 50))
+      }
+    }
+    expect(first.status).toBe(200)
+    await s.waitForLine(/^handover: generation 1 ready/)
+    const workers = s.workerPids()
+    expect(workers).toContain(Number(first.body))
+    process.kill(s.pid, 'SIGHUP')
+    await s.waitForLine(/^handover: generation 2 ready/)
+    const next = Number((await get({ port })).body)
+    expect(workers).not.toContain(next)
+    process.kill(s.pid, 'SIGTERM')
+    expect(await s.exited()).toEqual({ code: 0, signal: null })
+  })
+})
+
 /** The host pid of the process unshare forked: PID 1 inside the namespace. */
 function childOf(pid: number): number | undefined {
   for (const task of readdirSync(`/proc/${pid}/task`)) {

@@ -58,9 +58,14 @@ export class Supervised {
 
   /** Starts it and waits for "generation 1 ready". `command` wraps node (e.g. unshare). */
   static async start(options: string[], app: string, env: NodeJS.ProcessEnv = {}, command: string[] = []): Promise<Supervised> {
-    const s = new Supervised(options, app, env, command)
+    const s = Supervised.launch(options, app, env, command)
     await s.waitForLine(/^handover: generation 1 ready/)
     return s
+  }
+
+  /** Starts it without waiting (socket activation starts it only on the first connection). */
+  static launch(options: string[], app: string, env: NodeJS.ProcessEnv = {}, command: string[] = []): Supervised {
+    return new Supervised(options, app, env, command)
   }
 
   async waitForLine(pattern: RegExp, timeoutMs = 20_000, from = 0): Promise<RegExpMatchArray> {
