@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import { constants, readFileSync, unlinkSync } from 'node:fs'
 import { open, rename, unlink } from 'node:fs/promises'
 import { dirname, basename, join } from 'node:path'
@@ -12,7 +11,9 @@ import { systemError } from './errors.js'
  * a symlink (the write would overwrite its target).
  */
 export async function writePidFile(path: string, pid = process.pid): Promise<void> {
-  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(8).toString('hex')}.tmp`)
+  // Web Crypto's global, not node:crypto: importing that would load it in every generation.
+  const random = Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(8))).toString('hex')
+  const temp = join(dirname(path), `.${basename(path)}.${random}.tmp`)
   let created = false
   try {
     const file = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644)
