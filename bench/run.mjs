@@ -7,9 +7,9 @@ import { parseArgs } from './lib/args.mjs'
 import { measureFloors } from './lib/floor.mjs'
 import { measureLoadedFloor } from './lib/loaded-floor.mjs'
 import { pickTool } from './lib/load.mjs'
-import { checkLines, checks, floors, notes, soakLines, table } from './lib/report.mjs'
+import { checkLines, checks, floors, notes, soakLines, supervisorSoakLines, table } from './lib/report.mjs'
 import { runScenario, SCENARIOS } from './lib/scenario.mjs'
-import { runSoak } from './lib/soak.mjs'
+import { runSoak, runSupervisorSoak } from './lib/soak.mjs'
 
 const log = (message) => process.stderr.write(`${message}\n`)
 
@@ -68,6 +68,7 @@ const results = {
   floor: undefined,
   scenarios: {},
   soak: undefined,
+  soakSupervisor: undefined,
 }
 
 let failed = false
@@ -86,6 +87,10 @@ try {
     log(`soak: ${options.soak} upgrades under keep-alive load`)
     results.soak = await runSoak(options.soak, context)
   }
+  if (options.soakSupervisor) {
+    log(`soak-supervisor: ${options.soakSupervisor} generations of handover run (2 workers) under keep-alive load`)
+    results.soakSupervisor = await runSupervisorSoak(options.soakSupervisor, context)
+  }
 } catch (err) {
   failed = true
   log(`bench failed: ${err.stack}\nserver logs kept in ${dir}`)
@@ -103,6 +108,7 @@ if (results.scenarios && results.floor) {
   if (remarks) console.log(`\n${remarks}`)
   console.log(`\nstart-up floor:\n${floors(results)}`)
   if (results.soak) console.log(`\nsoak:\n${soakLines(results.soak)}`)
+  if (results.soakSupervisor) console.log(`\nsupervisor soak (handover run, 2 workers):\n${supervisorSoakLines(results.soakSupervisor)}`)
   if (results.checks.length) console.log(`\ntargets:\n${checkLines(results.checks)}`)
   console.log(`\nload average: ${results.machine.atStart.loadavg.join(' ')} at start, ${results.machine.atEnd.loadavg.join(' ')} at end`)
 }

@@ -1,17 +1,18 @@
 // Command-line options of `npm run bench`. Every figure the run prints
 // depends on these, so they are written into the results JSON as given.
-const SCENARIOS = ['a', 'b', 'c', 'd', 'e']
+const SCENARIOS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']
 
 const DEFAULTS = {
   duration: 30, // seconds of load per scenario
   connections: 50,
   threads: 1,
-  upgrades: 8, // per scenario c, d, e
+  upgrades: 8, // per scenario c, d, e, g, h
   interval: 3, // seconds between upgrades
   warmup: 2, // seconds of load before each measurement, not counted
   floorRuns: 10,
   clusterKillAfter: 5000, // ms a disconnected cluster worker gets before SIGTERM
   soak: 0, // upgrades in the soak; 0 = no soak
+  soakSupervisor: 0, // generations in the `handover run` soak; 0 = none
   tool: 'auto',
   drain: 'handover',
   only: undefined,
@@ -21,15 +22,19 @@ const USAGE = `usage: npm run bench -- [options]
   --duration S        seconds of load per scenario (default ${DEFAULTS.duration})
   --connections N     concurrent connections (default ${DEFAULTS.connections})
   --threads N         load generator threads, wrk only (default ${DEFAULTS.threads})
-  --upgrades N        upgrades / rolling restarts in c, d, e (default ${DEFAULTS.upgrades})
+  --upgrades N        upgrades / rolling restarts in c, d, e, g, h (default ${DEFAULTS.upgrades})
   --interval S        seconds between them (default ${DEFAULTS.interval})
   --warmup S          unmeasured load before each scenario (default ${DEFAULTS.warmup})
   --floor-runs N      runs per start-up floor (median taken; default ${DEFAULTS.floorRuns})
   --cluster-kill-after MS  ms a disconnected cluster worker may linger (default ${DEFAULTS.clusterKillAfter})
   --only a,b,...      scenarios to run (a plain, b steady, c keep-alive upgrades,
-                      d Connection: close upgrades, e cluster rolling restart)
+                      d Connection: close upgrades, e cluster rolling restart,
+                      f handover run 2 workers steady, g its keep-alive upgrades,
+                      h its Connection: close upgrades, i cluster 2 workers steady)
   --soak N            N back-to-back upgrades under keep-alive load, fd count every 20
                       (alone unless --only is given too)
+  --soak-supervisor N the same for \`handover run\` with 2 workers: N generations, the
+                      supervisor's and the current workers' fd counts every 20
   --tool wrk|autocannon   default: wrk when it is on PATH
   --drain naive       control experiment: the handover server drains with
                       close() + closeAllConnections() after 500 ms instead of drain()`
@@ -55,6 +60,7 @@ export function parseArgs(argv) {
       case '--floor-runs': o.floorRuns = number(name, value(), 1); break
       case '--cluster-kill-after': o.clusterKillAfter = number(name, value(), 0); break
       case '--soak': o.soak = number(name, value(), 1); break
+      case '--soak-supervisor': o.soakSupervisor = number(name, value(), 1); break
       case '--tool': o.tool = value(); break
       case '--only': o.only = value(); break
       case '--drain': o.drain = value(); break
@@ -64,7 +70,7 @@ export function parseArgs(argv) {
   }
   if (!['auto', 'wrk', 'autocannon'].includes(o.tool)) throw new Error(`--tool must be wrk or autocannon, not ${o.tool}`)
   if (!['handover', 'naive'].includes(o.drain)) throw new Error(`--drain must be handover or naive, not ${o.drain}`)
-  const only = o.only === undefined ? (o.soak ? [] : SCENARIOS) : o.only.split(',').map((s) => s.trim()).filter(Boolean)
+  const only = o.only === undefined ? (o.soak || o.soakSupervisor ? [] : SCENARIOS) : o.only.split(',').map((s) => s.trim()).filter(Boolean)
   const unknown = only.filter((s) => !SCENARIOS.includes(s))
   if (unknown.length) throw new Error(`--only takes ${SCENARIOS.join(',')}, not ${unknown.join(',')}`)
   o.scenarios = SCENARIOS.filter((s) => only.includes(s))

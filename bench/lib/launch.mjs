@@ -1,4 +1,4 @@
-// Starts one bench server (plain.mjs, server.mjs or cluster.mjs) with its own
+// Starts one bench server (plain.mjs, server.mjs, cluster.mjs or supervised.mjs) with its own
 // port, events file, pid file and log, and follows it through upgrades.
 import { spawn } from 'node:child_process'
 import { closeSync, openSync, readFileSync } from 'node:fs'
@@ -65,6 +65,21 @@ export class BenchServer {
 
   rssKiB() {
     return this.servingTree().reduce((sum, pid) => sum + rssKiB(pid), 0)
+  }
+
+  /**
+   * For a supervisor or cluster primary: its own RSS (`main`) and its
+   * children's, the workers (`children`). Their sum is rssKiB().
+   */
+  rssSplitKiB() {
+    let main = 0
+    let children = 0
+    for (const { pid } of this.events('ready')) {
+      if (!isAlive(pid)) continue
+      main += rssKiB(pid)
+      for (const c of childrenOf(pid)) children += rssKiB(c)
+    }
+    return { main, children }
   }
 
   logTail(lines = 20) {

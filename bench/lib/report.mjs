@@ -66,6 +66,23 @@ export function checks(results) {
     add(`${s.id}: failed requests`, String(s.load.failed), '0', s.load.failed === 0)
     add(`${s.id}: upgrades that succeeded`, `${s.upgrades.ok}/${s.upgrades.expected}`, 'all', s.upgrades.ok === s.upgrades.expected)
   }
+  const { e, f, g, h, i } = results.scenarios
+  // f's peer is i, the cluster without restarts; e restarts its workers, so f/e is only a hint.
+  if (f && i) {
+    const ratio = f.load.rps / i.load.rps
+    add('steady req/s, handover run/cluster (f/i)', `${ratio.toFixed(3)} (${f0(f.load.rps)} / ${f0(i.load.rps)})`, '>= 1.0', ratio >= 1.0)
+  } else if (f && e) {
+    const ratio = f.load.rps / e.load.rps
+    add('steady req/s, handover run/cluster (f/e)', `${ratio.toFixed(3)} (${f0(f.load.rps)} / ${f0(e.load.rps)})`, '>= 1.0 against i, which did not run; e restarts its workers', ratio >= 1.0, true)
+  }
+  for (const s of [g, h]) {
+    if (!s) continue
+    add(`${s.id}: failed requests`, String(s.load.failed), '0', s.load.failed === 0)
+    add(`${s.id}: upgrades that succeeded`, `${s.upgrades.ok}/${s.upgrades.expected}`, 'all', s.upgrades.ok === s.upgrades.expected)
+    const w = s.workerShares
+    add(`${s.id}: worker share, max of any worker`, w.maxShare === undefined ? `no generation with >= ${w.minRequests} requests` : `${w.maxShare.toFixed(2)}× fair (${shareWhere(w)})`,
+      '<= 1.5× fair', w.maxShare !== undefined && w.maxShare <= 1.5)
+  }
   const soak = results.soak
   if (soak) {
     add(`soak: fds across ${soak.upgrades} upgrades`, soak.verdict, 'flat', soak.flat)
@@ -73,7 +90,31 @@ export function checks(results) {
     add('soak: failed requests', String(lost), '0', lost === 0)
     add('soak: upgrades that succeeded', `${soak.upgrades - soak.failures.length}/${soak.upgrades}`, 'all', soak.failures.length === 0)
   }
+  const ss = results.soakSupervisor
+  if (ss) {
+    add(`supervisor soak: supervisor fds across ${ss.upgrades} generations`, ss.supervisorVerdict, 'flat', ss.supervisorFlat)
+    add(`supervisor soak: worker fds across ${ss.upgrades} generations`, ss.workersVerdict, 'flat', ss.workersFlat)
+    const lost = ss.load.error ? ss.load.error : ss.load.failed
+    add('supervisor soak: failed requests', String(lost), '0', lost === 0)
+    add('supervisor soak: upgrades that succeeded', `${ss.upgrades - ss.failures.length}/${ss.upgrades}`, 'all', ss.failures.length === 0)
+  }
   return out
+}
+
+/** Where the largest worker share was: generation, the workers' counts, how many generations were judged. */
+function shareWhere(w) {
+  return `generation ${w.worst.generation}: ${w.worst.requests.map(f0).join(' + ')} = ${f0(w.worst.total)} requests; ` +
+    `${w.judged} generation${w.judged === 1 ? '' : 's'} judged`
+}
+
+export function supervisorSoakLines(soak) {
+  const rows = soak.samples.map((s) => `  ${String(s.upgrades).padStart(4)} generations  supervisor ${s.supervisor.pid}  fds ${s.supervisor.total} = ${s.supervisor.base} + ${s.supervisor.connections} connections  ` +
+    `RSS ${f1(s.supervisor.rssKiB / MiB)} MiB;  workers ${s.workers.map((w) => `${w.pid} fds ${w.total} = ${w.base} + ${w.connections}`).join(', ')}  ` +
+    `RSS ${f1(s.workers.reduce((a, w) => a + w.rssKiB, 0) / MiB)} MiB`)
+  const l = soak.load
+  const load = l.error ? `load: ${l.error}` : `load: ${f0(l.rps)} req/s, ${l.failed} failed (${JSON.stringify(l.errors)})`
+  const failed = soak.failures.length ? `\n  upgrades that failed: ${soak.failures.map((f) => `#${f.upgrade} ${f.code}`).join(', ')}` : ''
+  return `${rows.join('\n')}\n  ${load}${failed}\n  verdict: supervisor ${soak.supervisorVerdict}, workers ${soak.workersVerdict}`
 }
 
 export function checkLines(list) {
@@ -105,6 +146,17 @@ export function notes(results) {
       const p = s.phases
       out.push(`  ${s.id}: new processes, ms from start (median): main module ${f1(p.main)}, handover imported ${f1(p.imported)}, ` +
         `Upgrader created ${f1(p.created)}, listening ${f1(p.listening)}, ready ${f1(median(s.startupMs))}`)
+    }
+    const split = s.rssSplitKiB
+    if (split) {
+      const who = s.workerShares ? 'supervisor' : 'primary'
+      out.push(`  ${s.id}: RSS, median / peak: ${who} ${pair(split.main.median / MiB, split.main.peak / MiB)} MiB, workers total ${pair(split.workers.median / MiB, split.workers.peak / MiB)} MiB`)
+    }
+    const w = s.workerShares
+    if (w) {
+      const per = w.generations.map((g) => (g.missing ? 'missing' : g.judged ? g.maxShare.toFixed(2) : `(${g.maxShare.toFixed(2)}, ${f0(g.total)} req)`))
+      out.push(`  ${s.id}: worker share max ${w.maxShare === undefined ? '-' : `${w.maxShare.toFixed(2)}× fair`}` +
+        (w.worst ? ` (${shareWhere(w)})` : '') + `; per generation: ${per.join(' ')}`)
     }
     if (u?.rollingMs.length) out.push(`  ${s.id}: whole rolling restart (both workers) median ${f1(median(u.rollingMs))} ms`)
     if (s.drains.length) {

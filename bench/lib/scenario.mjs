@@ -1,6 +1,6 @@
 // Runs one scenario: start its server, warm up, then load it for the whole
-// duration while sampling RSS and (c, d, e) sending SIGHUP at fixed times;
-// wait for every old process to be gone, stop the server, summarize.
+// duration while sampling RSS and (c, d, e, g, h) sending SIGHUP at fixed
+// times; wait for every old process to be gone, stop the server, summarize.
 import { startLoad } from './load.mjs'
 import { BenchServer } from './launch.mjs'
 import { sleep, waitFor } from './proc.mjs'
@@ -15,15 +15,28 @@ export const SCENARIOS = {
   c: { title: 'handover, keep-alive, upgrades', script: 'server.mjs', upgrades: true },
   d: { title: 'handover, Connection: close, upgrades', script: 'server.mjs', upgrades: true, close: true },
   // One SIGHUP restarts both workers, one after the other.
-  e: { title: 'cluster 2 workers, rolling restarts', script: 'cluster.mjs', upgrades: true, perSignal: 2 },
+  e: { title: 'cluster 2 workers, rolling restarts', script: 'cluster.mjs', upgrades: true, perSignal: 2, workers: 2 },
+  // `handover run` (supervised.mjs: Supervisor.start(), the CLI's code) with 2
+  // workers of worker.mjs; SIGHUP goes to the supervisor, whose pid stays.
+  // One SIGHUP is one new generation of 2 workers.
+  f: { title: 'handover run 2 workers, steady', script: 'supervised.mjs', workers: 2, supervisor: true },
+  g: { title: 'handover run 2 workers, keep-alive, upgrades', script: 'supervised.mjs', workers: 2, supervisor: true, upgrades: true },
+  h: { title: 'handover run 2 workers, Connection: close, upgrades', script: 'supervised.mjs', workers: 2, supervisor: true, upgrades: true, close: true },
+  // f's peer: e without its restarts.
+  i: { title: 'cluster 2 workers, steady', script: 'cluster.mjs', workers: 2 },
 }
+
+// A generation with fewer requests than this is too small to judge its split.
+const MIN_GENERATION_REQUESTS = 1000
 
 export async function runScenario(id, { tool, options: o, dir, log }) {
   const spec = SCENARIOS[id]
+  let result
   const server = await BenchServer.start(id, spec.script, dir, {
     BENCH_KILL_AFTER: String(o.clusterKillAfter),
     BENCH_DRAIN: o.drain,
     BENCH_MAX_LIFETIME: String((o.warmup + o.duration + 120) * 1000),
+    BENCH_WORKERS: String(spec.workers ?? 1),
   })
   const loadOptions = { url: server.url, connections: o.connections, threads: o.threads, close: spec.close }
   try {
@@ -31,7 +44,13 @@ export async function runScenario(id, { tool, options: o, dir, log }) {
     const load = startLoad(tool, { ...loadOptions, seconds: o.duration })
     const began = Date.now()
     const rss = []
-    const sampler = setInterval(() => rss.push(server.rssKiB()), 500)
+    const split = []
+    const sampler = setInterval(() => {
+      if (!spec.workers) return void rss.push(server.rssKiB())
+      const parts = server.rssSplitKiB()
+      split.push(parts)
+      rss.push(parts.main + parts.children)
+    }, 500)
     const signals = []
     if (spec.upgrades) {
       for (let k = 1; k <= o.upgrades; k++) {
@@ -52,9 +71,47 @@ export async function runScenario(id, { tool, options: o, dir, log }) {
       for (let k = 0; k < o.upgrades; k++) idle.push(await upgradeOnce(server))
       log(`  ${id}: ${idle.length} upgrades without load`)
     }
-    return summarize(id, spec, server, load$, rss, signals, idle)
+    result = summarize(id, spec, server, load$, rss, signals, idle)
+    if (split.length) {
+      const part = (k) => ({ median: median(split.map((p) => p[k])), peak: max(split.map((p) => p[k])) })
+      result.rssSplitKiB = { main: part('main'), workers: part('children') }
+    }
   } finally {
     if (!(await server.stop())) log(`  ${id}: had to SIGKILL leftover processes; log tail:\n${server.logTail()}`)
+  }
+  // The last generation reports its count as it exits, so only after stop().
+  if (spec.supervisor) result.workerShares = workerShares(server, spec.workers)
+  return result
+}
+
+/**
+ * Each generation's requests split by worker, from the workers' own counts
+ * (worker.mjs: at exit, else when it began draining). A worker's share is
+ * its count over the fair share, its generation's total / N: 1 is fair, 2
+ * with 2 workers means one worker served everything. Generations with fewer
+ * than MIN_GENERATION_REQUESTS requests are listed but not judged.
+ */
+function workerShares(server, n) {
+  const counts = new Map()
+  for (const e of server.events('draining')) counts.set(e.pid, e.requests)
+  for (const e of server.events('served')) counts.set(e.pid, e.requests)
+  const generations = [...server.events('ready'), ...server.events('upgrade')].map((e) => {
+    const pids = e.workers ?? e.pids
+    const requests = pids.map((pid) => counts.get(pid))
+    if (requests.some((r) => r === undefined)) return { generation: e.generation, pids, requests, missing: true }
+    const total = requests.reduce((a, b) => a + b, 0)
+    const shares = requests.map((r) => (total ? r / (total / n) : 0))
+    return { generation: e.generation, pids, requests, total, maxShare: Math.max(...shares), judged: total >= MIN_GENERATION_REQUESTS }
+  })
+  const judged = generations.filter((g) => g.judged)
+  const worst = judged.reduce((w, g) => (w && w.maxShare >= g.maxShare ? w : g), undefined)
+  return {
+    workers: n,
+    minRequests: MIN_GENERATION_REQUESTS,
+    generations,
+    judged: judged.length,
+    maxShare: worst?.maxShare,
+    worst: worst && { generation: worst.generation, requests: worst.requests, total: worst.total },
   }
 }
 

@@ -3,6 +3,9 @@
 // a census of the serving process's fds (/proc/<pid>/fd): `base` excludes
 // the client connections, which come and go with the load, so a leak of
 // listeners, control channels or pipes shows as growth in `base`.
+// runSupervisorSoak() does the same for `handover run` (supervised.mjs, 2
+// workers): `count` generations, and the census covers the supervisor,
+// whose pid stays, and each worker of the current generation.
 import { startLoad } from './load.mjs'
 import { BenchServer } from './launch.mjs'
 import { fdCensus, rssKiB, sleep } from './proc.mjs'
@@ -51,5 +54,58 @@ export async function runSoak(count, { tool, options: o, dir, log }) {
     load: loadResult,
     verdict: flat ? 'flat' : `not flat: ${min(bases)}..${max(bases)} fds besides connections`,
     flat,
+  }
+}
+
+export async function runSupervisorSoak(count, { tool, options: o, dir, log }) {
+  const server = await BenchServer.start('soak-supervisor', 'supervised.mjs', dir, { BENCH_MAX_LIFETIME: String(3_600_000), BENCH_WORKERS: '2' })
+  const load = startLoad(tool, { url: server.url, seconds: 3600, connections: o.connections, threads: o.threads })
+  const samples = []
+  const failures = []
+  const currentWorkers = () => {
+    const last = [...server.events('ready'), ...server.events('upgrade')].pop()
+    return last.workers ?? last.pids
+  }
+  const one = (pid) => ({ pid, ...fdCensus(pid, server.port), rssKiB: rssKiB(pid) })
+  const census = (upgrades) => {
+    const sample = { upgrades, supervisor: one(server.currentPid()), workers: currentWorkers().map(one) }
+    samples.push(sample)
+    const sv = sample.supervisor
+    log(`  soak-supervisor: after ${upgrades} generations: supervisor ${sv.pid} ${sv.total} fds (${sv.base} without ${sv.connections} connections); ` +
+      `workers ${sample.workers.map((w) => `${w.pid} ${w.total} fds (${w.base} without ${w.connections})`).join(', ')}`)
+  }
+  let loadResult
+  try {
+    await sleep(1000)
+    census(0)
+    for (let i = 1; i <= count; i++) {
+      // On success every worker of the old generation has exited.
+      const outcome = await upgradeOnce(server)
+      if (outcome.event === 'upgrade-failed') {
+        failures.push({ upgrade: i, code: outcome.code, message: outcome.message })
+        await sleep(200)
+        continue
+      }
+      if (i % EVERY === 0 || i === count) census(i)
+    }
+  } finally {
+    load.stop()
+    loadResult = await load.result.catch((err) => ({ error: err.message }))
+    await server.stop()
+  }
+  // As in runSoak(): one fd of slack, for the supervisor and for any worker.
+  const range = (list) => ({ lo: min(list), hi: max(list), flat: max(list) - min(list) <= 1 })
+  const sv = range(samples.map((s) => s.supervisor.base))
+  const wk = range(samples.flatMap((s) => s.workers.map((w) => w.base)))
+  const verdict = (r, what) => (r.flat ? 'flat' : `not flat: ${r.lo}..${r.hi} fds ${what}`)
+  return {
+    upgrades: count,
+    failures,
+    samples,
+    load: loadResult,
+    supervisorVerdict: verdict(sv, 'besides connections'),
+    supervisorFlat: sv.flat,
+    workersVerdict: verdict(wk, 'besides connections, per worker'),
+    workersFlat: wk.flat,
   }
 }
