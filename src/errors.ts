@@ -22,6 +22,7 @@ export type HandoverErrorCode =
   | 'ERR_UNSUPPORTED'
   | 'ERR_NATIVE_ADDON'
   | 'ERR_BAD_COMMAND'
+  | 'ERR_INCOMPATIBLE'
 
 export interface HandoverErrorDetails {
   cause?: unknown
