@@ -9,6 +9,7 @@ import { Listener, SocketTable } from './listeners.js'
 import { claimGeneration, openGeneration, type Generation } from './generation.js'
 import type { ParentLink } from './parent.js'
 import { removeOwnPidFile, writePidFile } from './pidfile.js'
+import { serveProbation } from './probation.js'
 import { ServiceNotifier } from './systemd.js'
 
 export interface UpgraderOptions {
@@ -28,6 +29,11 @@ export interface UpgraderOptions {
   controlSocket?: string
   /** Permissions of the control socket file. Default 0o600: only the server's user may upgrade. */
   controlSocketMode?: number
+  /**
+   * Milliseconds both generations serve after the new one's ready(); the
+   * hand-off happens only if the new one is still running then. Default 0.
+   */
+  probation?: number
 }
 
 export interface UpgradeResult {
@@ -51,6 +57,7 @@ interface Resolved {
   parentTimeout: number
   controlSocket?: string
   controlSocketMode: number
+  probation: number
 }
 
 /**
@@ -166,8 +173,8 @@ export class Upgrader {
   }
 
   /**
-   * Starts the next generation and resolves with its pid once it is ready;
-   * exit() resolves at the same moment. On failure the new process has been
+   * Starts the next generation and resolves with its pid once it is ready and
+   * has outlived the probation; exit() resolves at the same moment. On failure the new process has been
    * killed, this one keeps serving, and a later upgrade() may try again.
    */
   upgrade(options: { signal?: AbortSignal } = {}): Promise<UpgradeResult> {
@@ -249,13 +256,14 @@ export class Upgrader {
         onSpawn: (pid) => (childPid = pid),
       })
     } catch (err) {
-      // The child may have written its pid file before it was turned down.
-      if (o.pidFile !== undefined && childPid !== undefined) {
-        if (this.stopped) removeOwnPidFile(o.pidFile, childPid)
-        else await writePidFile(o.pidFile).catch(() => {})
+      throw await this.upgradeFailed(err, childPid)
+    }
+    if (o.probation > 0) {
+      try {
+        await serveProbation(child, o.probation, signal)
+      } catch (err) {
+        throw await this.upgradeFailed(err, child.pid)
       }
-      if (!this.stopped) this.notifier.upgradeFailed(err)
-      throw err
     }
     this.successor = child
     // Before the child's READY=1, which the manager accepts only from its main process.
@@ -267,6 +275,21 @@ export class Upgrader {
     await this.backend.retireListeners?.()
     this.resolveExit()
     return { pid: child.pid }
+  }
+
+  /**
+   * This process stays the server: the pid file and the service manager get
+   * it back (MAINPID= never moved: it is sent only once the hand-off is done).
+   */
+  private async upgradeFailed(err: unknown, childPid: number | undefined): Promise<unknown> {
+    const { pidFile } = this.options
+    // The child may have written its pid file before it was turned down.
+    if (pidFile !== undefined && childPid !== undefined) {
+      if (this.stopped) removeOwnPidFile(pidFile, childPid)
+      else await writePidFile(pidFile).catch(() => {})
+    }
+    if (!this.stopped) this.notifier.upgradeFailed(err)
+    return err
   }
 
   private assertUsable(method: string): void {
@@ -339,9 +362,11 @@ export function withDeadline<T>(promise: Promise<T>, options: WaitOptions, what:
 
 function resolveOptions(o: UpgraderOptions): Resolved {
   if (typeof o !== 'object' || o === null) throw invalidOption('options', o, 'an object')
-  const positive = (name: string, v: unknown, dflt: number): number => {
+  const positive = (name: string, v: unknown, dflt: number, zeroAllowed = false): number => {
     if (v === undefined) return dflt
-    if (typeof v !== 'number' || !(v > 0 && v <= MAX_TIMEOUT)) throw invalidOption(name, v, `a number of ms from 1 to ${MAX_TIMEOUT}`)
+    if (typeof v !== 'number' || !((zeroAllowed ? v >= 0 : v > 0) && v <= MAX_TIMEOUT)) {
+      throw invalidOption(name, v, `a number of ms from ${zeroAllowed ? 0 : 1} to ${MAX_TIMEOUT}`)
+    }
     return v
   }
   const string = (name: string, v: unknown): string | undefined => {
@@ -359,6 +384,7 @@ function resolveOptions(o: UpgraderOptions): Resolved {
     parentTimeout: positive('parentTimeout', o.parentTimeout, 10_000),
     controlSocket: controlSocketPath(o.controlSocket),
     controlSocketMode: fileMode('controlSocketMode', o.controlSocketMode, 0o600),
+    probation: positive('probation', o.probation, 0, true),
     pidFile: o.pidFile === undefined ? undefined : resolve(cwd, string('pidFile', o.pidFile) as string),
     command: string('command', o.command) ?? process.execPath,
     args: o.args ?? [...process.execArgv, ...process.argv.slice(1)],
