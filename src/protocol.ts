@@ -33,6 +33,26 @@ export const MAX_HELLO_LINE = 1 << 28
 const inheritedControl: string | undefined = process.env[CONTROL_ENV]
 delete process.env[CONTROL_ENV]
 
+/**
+ * A new generation ignores SIGHUP from here until its ready(): a SIGHUP for
+ * the old process (to the process group, or `pkill -HUP -f`, which matches
+ * this process's identical command line) would otherwise kill it before the
+ * app has installed its own handler. It cannot be ignored earlier: Node resets
+ * every inherited signal disposition at start-up, so a parent cannot pass
+ * SIG_IGN on. With the app's own handler installed too, both run.
+ */
+function startingSighup(): void {
+  if (process.listenerCount('SIGHUP') === 1) {
+    process.emitWarning('SIGHUP ignored: this new generation is still starting', { type: 'HandoverWarning' })
+  }
+}
+if (inheritedControl !== undefined && process.platform !== 'win32') process.on('SIGHUP', startingSighup)
+
+/** At ready() or stop(): SIGHUP is the app's again (without a handler of its own, it ends the process). */
+export function releaseStartingSighup(): void {
+  process.removeListener('SIGHUP', startingSighup)
+}
+
 /** The control fd this process inherited, undefined if it has no parent. */
 export function inheritedControlFd(): number | undefined {
   if (inheritedControl === undefined) return undefined

@@ -7,6 +7,7 @@ import type { ControlServer } from './control.js'
 import { HandoverError, invalidOption, MAX_TIMEOUT } from './errors.js'
 import { Listener, SocketTable } from './listeners.js'
 import { claimGeneration, openGeneration, type Generation } from './generation.js'
+import { releaseStartingSighup } from './protocol.js'
 import type { ParentLink } from './parent.js'
 import { removeOwnPidFile, writePidFile } from './pidfile.js'
 import { serveProbation } from './probation.js'
@@ -156,6 +157,7 @@ export class Upgrader {
         throw stoppedError()
       }
       this.isReady = true
+      releaseStartingSighup()
       if (this.parent) {
         await this.parent.sendReady()
         // READY=1 counts only once the parent has made this process the main one.
@@ -216,6 +218,7 @@ export class Upgrader {
   stop(): void {
     if (this.stopped) return
     this.stopped = true
+    releaseStartingSighup()
     this.stopController.abort(stoppedError())
     if (!this.successor) {
       // A new generation that never became ready is not the last one: its
