@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process'
 import type { OutgoingSocket, PlatformBackend } from './backend/types.js'
 import { HandoverError } from './errors.js'
-import { ControlChannel, PROTOCOL_VERSION, type Message } from './protocol.js'
+import { ControlChannel, protocolVersions, type Message } from './protocol.js'
 
 export interface StartChildOptions {
   backend: PlatformBackend
@@ -32,6 +32,7 @@ export interface ReadyChild {
  */
 export async function startChild(options: StartChildOptions): Promise<ReadyChild> {
   const { backend, signal } = options
+  const { min, max } = protocolVersions
   if (signal.aborted) throw signal.reason
   let spawned
   try {
@@ -78,8 +79,19 @@ export async function startChild(options: StartChildOptions): Promise<ReadyChild
       }))
     })
     channel.on('message', (message: Message) => {
-      if (message.type === 'ready') resolve(child.pid as number)
-      else fail(new HandoverError('ERR_PROTOCOL', `the new process sent an unexpected ${message.type} message`))
+      if (message.type === 'ready') {
+        // A protocol 1 child says no version: it speaks 1.
+        const version = message.version ?? 1
+        if (version >= min && version <= max) resolve(child.pid as number)
+        else fail(new HandoverError('ERR_PROTOCOL', `the new process chose protocol version ${version}, which this one never offered`))
+      } else if (message.type === 'refused') {
+        // Its create() is about to reject: kill it now rather than wait for the app to exit.
+        fail(new HandoverError('ERR_INCOMPATIBLE', `the new process ${child.pid} refused the hand-off: ${message.code}: ${message.message.slice(0, 500)}`, {
+          pid: child.pid,
+        }))
+      } else {
+        fail(new HandoverError('ERR_PROTOCOL', `the new process sent an unexpected ${message.type} message`))
+      }
     })
     channel.on('error', fail)
     timer = setTimeout(() => {
@@ -92,7 +104,8 @@ export async function startChild(options: StartChildOptions): Promise<ReadyChild
   })
 
   if (child.pid !== undefined) {
-    void channel.send({ type: 'hello', version: PROTOCOL_VERSION, parentPid: process.pid, sockets: transfer })
+    // `version` is the lowest: a protocol 1 child demands exactly 1 there.
+    void channel.send({ type: 'hello', version: min, versions: [min, max], parentPid: process.pid, sockets: transfer })
   }
 
   try {

@@ -23,6 +23,7 @@ export type HandoverErrorCode =
   | 'ERR_NATIVE_ADDON'
   | 'ERR_BAD_COMMAND'
   | 'ERR_SUPERVISOR'
+  | 'ERR_INCOMPATIBLE'
 
 export interface HandoverErrorDetails {
   cause?: unknown

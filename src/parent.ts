@@ -1,6 +1,6 @@
 import type { PlatformBackend, TransferEntry } from './backend/types.js'
 import { HandoverError } from './errors.js'
-import { ControlChannel, type HelloMessage, type Message, type UpgradeResultMessage } from './protocol.js'
+import { chooseVersion, ControlChannel, MAX_HELLO_LINE, MAX_LINE, type HelloMessage, type Message, type UpgradeResultMessage } from './protocol.js'
 
 /** The link a new generation keeps to the process that started it. */
 export class ParentLink {
@@ -18,6 +18,8 @@ export class ParentLink {
     private readonly channel: ControlChannel,
     readonly parentPid: number,
     readonly sockets: TransferEntry[],
+    /** The protocol version chosen from the parent's hello. */
+    readonly version: number,
   ) {
     this.exited = new Promise((resolve) => {
       const done = (): void => {
@@ -67,10 +69,12 @@ export class ParentLink {
 
   /**
    * Opens the inherited control channel and waits for the parent's hello.
-   * Everything that can be wrong with it is ERR_BAD_INHERITANCE.
+   * Everything that can be wrong with it is ERR_BAD_INHERITANCE, except a
+   * parent with no protocol version in common: ERR_INCOMPATIBLE, which is
+   * also sent to the parent (a 'refused' line) so that its upgrade() says why.
    */
   static async connect(backend: PlatformBackend, controlFd: number, timeout: number): Promise<ParentLink> {
-    const channel = new ControlChannel(backend.openControl(controlFd))
+    const channel = new ControlChannel(backend.openControl(controlFd), MAX_HELLO_LINE)
     let timer: NodeJS.Timeout | undefined
     try {
       const hello = await new Promise<HelloMessage>((resolve, reject) => {
@@ -82,7 +86,19 @@ export class ParentLink {
         timer = setTimeout(() => bad(`no hello within ${timeout} ms`), timeout)
       })
       channel.removeAllListeners()
-      return new ParentLink(channel, hello.parentPid, hello.sockets)
+      channel.limitLines(MAX_LINE)
+      let version: number
+      try {
+        version = chooseVersion(hello)
+      } catch (err) {
+        const { code, message } = err as HandoverError
+        // Bounded, so that a refusal never hangs create(); a parent gone meanwhile is fine.
+        let bound: NodeJS.Timeout | undefined
+        await Promise.race([channel.send({ type: 'refused', code, message }), new Promise((r) => (bound = setTimeout(r, 1000)))])
+        clearTimeout(bound)
+        throw err
+      }
+      return new ParentLink(channel, hello.parentPid, hello.sockets, version)
     } catch (err) {
       channel.removeAllListeners()
       channel.destroy()
@@ -112,6 +128,6 @@ export class ParentLink {
 
   /** Tells the parent to hand over; a parent that has already gone is fine. */
   sendReady(): Promise<void> {
-    return this.channel.send({ type: 'ready', pid: process.pid })
+    return this.channel.send({ type: 'ready', pid: process.pid, version: this.version })
   }
 }

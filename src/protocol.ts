@@ -8,8 +8,25 @@ import { HandoverError } from './errors.js'
 export const CONTROL_ENV = 'HANDOVER_CONTROL'
 /** Set by `handover run` for its workers: the fd of the channel that answers socket requests. */
 export const SUPERVISOR_ENV = 'HANDOVER_SUPERVISOR'
-export const PROTOCOL_VERSION = 1
-const MAX_LINE = 1 << 20
+
+/**
+ * The protocol versions this release speaks. The compatibility rule: within
+ * one major release of handover, a new protocol version is only ever added at
+ * the top, never dropped at the bottom, and the hello keeps a shape that every
+ * version of the major reads (new fields are optional and ignored by readers
+ * that do not know them). So any two releases of one major hand over in both
+ * directions. Mutable only for tests, which play a release with another range.
+ */
+export const protocolVersions = { min: 1, max: 1 }
+
+/** Lines other than the hello: ready, handed-over, refused. */
+export const MAX_LINE = 1 << 20
+/**
+ * The hello names every socket, ~100-300 bytes each: 1 MiB stopped at about
+ * 4,500 unix listeners. 256 MiB is far beyond any fd limit's worth of entries
+ * and still bounds what a broken parent can make the child buffer.
+ */
+export const MAX_HELLO_LINE = 1 << 28
 
 /**
  * Taken out of process.env when handover is first imported, so that no
@@ -19,6 +36,26 @@ const inheritedControl: string | undefined = process.env[CONTROL_ENV]
 const inheritedSupervisor: string | undefined = process.env[SUPERVISOR_ENV]
 delete process.env[CONTROL_ENV]
 delete process.env[SUPERVISOR_ENV]
+
+/**
+ * A new generation ignores SIGHUP from here until its ready(): a SIGHUP for
+ * the old process (to the process group, or `pkill -HUP -f`, which matches
+ * this process's identical command line) would otherwise kill it before the
+ * app has installed its own handler. It cannot be ignored earlier: Node resets
+ * every inherited signal disposition at start-up, so a parent cannot pass
+ * SIG_IGN on. With the app's own handler installed too, both run.
+ */
+function startingSighup(): void {
+  if (process.listenerCount('SIGHUP') === 1) {
+    process.emitWarning('SIGHUP ignored: this new generation is still starting', { type: 'HandoverWarning' })
+  }
+}
+if (inheritedControl !== undefined && process.platform !== 'win32') process.on('SIGHUP', startingSighup)
+
+/** At ready() or stop(): SIGHUP is the app's again (without a handler of its own, it ends the process). */
+export function releaseStartingSighup(): void {
+  process.removeListener('SIGHUP', startingSighup)
+}
 
 /** The control fd this process inherited, undefined if it has no parent. */
 export function inheritedControlFd(): number | undefined {
@@ -43,7 +80,13 @@ export function inheritedSupervisorFd(): number | undefined {
 
 export interface HelloMessage {
   type: 'hello'
+  /**
+   * The lowest version the parent speaks. Protocol 1 releases read only this
+   * field and demand exactly 1, so a parent that can speak 1 must say 1.
+   */
   version: number
+  /** [min, max]: every version the parent speaks. Absent from protocol 1 releases: [version, version]. */
+  versions?: [number, number]
   parentPid: number
   sockets: TransferEntry[]
 }
@@ -51,6 +94,19 @@ export interface HelloMessage {
 export interface ReadyMessage {
   type: 'ready'
   pid: number
+  /** The version the child chose from the hello's range. Absent from protocol 1 releases: 1. */
+  version?: number
+}
+
+/**
+ * Child to parent, instead of ready, just before create() rejects: why this
+ * process cannot take over, so that the parent's error can say so. A protocol
+ * 1 parent reads it as a malformed message and quotes its start.
+ */
+export interface RefusedMessage {
+  type: 'refused'
+  code: string
+  message: string
 }
 
 /**
@@ -82,7 +138,34 @@ export interface UpgradeResultMessage {
   message?: string
 }
 
-export type Message = HelloMessage | ReadyMessage | HandedOverMessage | DrainMessage | UpgradeRequestMessage | UpgradeResultMessage
+export type Message = HelloMessage | ReadyMessage | HandedOverMessage | RefusedMessage | DrainMessage | UpgradeRequestMessage | UpgradeResultMessage
+
+/** The range a hello offers: `versions` when it is well formed, else just `version`. */
+export function offeredVersions(hello: HelloMessage): [number, number] {
+  const v = hello.versions
+  if (Array.isArray(v) && v.length === 2 && Number.isInteger(v[0]) && Number.isInteger(v[1]) && v[0] <= v[1]) return [v[0], v[1]]
+  return [hello.version, hello.version]
+}
+
+/**
+ * The highest version both sides speak; throws ERR_INCOMPATIBLE, naming both
+ * ranges, when there is none.
+ */
+export function chooseVersion(hello: HelloMessage): number {
+  const [min, max] = offeredVersions(hello)
+  const chosen = Math.min(max, protocolVersions.max)
+  if (chosen < Math.max(min, protocolVersions.min)) {
+    throw new HandoverError(
+      'ERR_INCOMPATIBLE',
+      `the parent speaks handover protocol ${range(min, max)}, this process speaks ${range(protocolVersions.min, protocolVersions.max)}`,
+    )
+  }
+  return chosen
+}
+
+function range(min: number, max: number): string {
+  return min === max ? `version ${min}` : `versions ${min} to ${max}`
+}
 
 const NETWORKS: readonly string[] = [...STREAM_NETWORKS, ...PACKET_NETWORKS]
 
@@ -97,18 +180,21 @@ function isTransferEntry(v: unknown): v is TransferEntry {
   )
 }
 
-/** Checks a decoded line; throws ERR_PROTOCOL with what was wrong. */
+/**
+ * Checks a decoded line; throws ERR_PROTOCOL with what was wrong. Fields it
+ * does not know are ignored, so a later release may add some. The version is
+ * not checked here: chooseVersion() does that, with a reason to pass back.
+ */
 export function validateMessage(value: unknown): Message {
   const m = value as Message
   if (typeof m !== 'object' || m === null) throw new HandoverError('ERR_PROTOCOL', 'control message is not an object')
-  if (m.type === 'ready' && Number.isInteger(m.pid)) return m
-  if (m.type === 'handed-over' || m.type === 'drain' || m.type === 'upgrade-request') return m
+  if (m.type === 'ready' && Number.isInteger(m.pid) && (m.version === undefined || Number.isInteger(m.version))) return m
+  if (m.type === 'handed-over') return m
+  if (m.type === 'refused' && typeof m.code === 'string' && typeof m.message === 'string') return m
+  if (m.type === 'drain' || m.type === 'upgrade-request') return m
   if (m.type === 'upgrade-result' && typeof m.ok === 'boolean') return m
   if (m.type === 'hello') {
-    if (m.version !== PROTOCOL_VERSION) {
-      throw new HandoverError('ERR_PROTOCOL', `the parent speaks protocol version ${String(m.version)}, this is ${PROTOCOL_VERSION}`)
-    }
-    if (Number.isInteger(m.parentPid) && Array.isArray(m.sockets) && m.sockets.every(isTransferEntry)) return m
+    if (Number.isInteger(m.version) && Number.isInteger(m.parentPid) && Array.isArray(m.sockets) && m.sockets.every(isTransferEntry)) return m
   }
   throw new HandoverError('ERR_PROTOCOL', `malformed control message ${JSON.stringify(value).slice(0, 120)}`)
 }
@@ -123,7 +209,8 @@ export class ControlChannel extends EventEmitter {
   private failed = false
   closed = false
 
-  constructor(readonly socket: Socket) {
+  /** maxLine: the longest line accepted; a child reading the hello passes MAX_HELLO_LINE. */
+  constructor(readonly socket: Socket, private maxLine = MAX_LINE) {
     super()
     socket.setEncoding('utf8')
     socket.on('data', (chunk: string) => this.onData(chunk))
@@ -154,11 +241,19 @@ export class ControlChannel extends EventEmitter {
     this.onClose()
   }
 
+  /** Lowers the line limit once the one long line (the hello) has been read. */
+  limitLines(maxLine: number): void {
+    this.maxLine = maxLine
+  }
+
   private onData(chunk: string): void {
     if (this.failed) return
+    // Only the new chunk can hold the next newline: rescanning the whole
+    // buffer would make a hello of many chunks quadratic.
+    let newline = chunk.indexOf('\n')
+    if (newline !== -1) newline += this.buffer.length
     this.buffer += chunk
-    let newline
-    while ((newline = this.buffer.indexOf('\n')) !== -1) {
+    for (; newline !== -1; newline = this.buffer.indexOf('\n')) {
       const line = this.buffer.slice(0, newline)
       this.buffer = this.buffer.slice(newline + 1)
       let message: Message
@@ -172,7 +267,7 @@ export class ControlChannel extends EventEmitter {
       }
       this.emit('message', message)
     }
-    if (this.buffer.length > MAX_LINE) this.fail(new HandoverError('ERR_PROTOCOL', 'control message too long'))
+    if (this.buffer.length > this.maxLine) this.fail(new HandoverError('ERR_PROTOCOL', `control message longer than ${this.maxLine} characters`))
   }
 
   private fail(error: HandoverError): void {

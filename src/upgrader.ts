@@ -1,34 +1,19 @@
-import { resolve } from 'node:path'
 import { listenName, type ListenOptions } from './activation.js'
 import type { PlatformBackend } from './backend/types.js'
 import type { PacketNetwork, StreamNetwork } from './address.js'
 import { startChild, type ReadyChild } from './child.js'
 import type { ControlServer } from './control.js'
 import { HandoverError, invalidOption, MAX_TIMEOUT } from './errors.js'
+import { resolveOptions, type Resolved, type UpgraderOptions } from './options.js'
 import { Listener, SocketTable } from './listeners.js'
 import { claimGeneration, openGeneration, type Generation } from './generation.js'
+import { releaseStartingSighup } from './protocol.js'
 import type { ParentLink } from './parent.js'
 import { removeOwnPidFile, writePidFile } from './pidfile.js'
+import { serveProbation } from './probation.js'
 import { ServiceNotifier } from './systemd.js'
 
-export interface UpgraderOptions {
-  /** Milliseconds the next generation has to call ready(). Default 60 000. */
-  upgradeTimeout?: number
-  /** Written atomically with this process's pid on ready(). */
-  pidFile?: string
-  /** How the next generation is started; each defaults to this process's own. */
-  command?: string
-  args?: string[]
-  cwd?: string
-  /** Default: process.env as it is when upgrade() is called. */
-  env?: NodeJS.ProcessEnv
-  /** Milliseconds create() waits for the parent's hello in a new generation. Default 10 000. */
-  parentTimeout?: number
-  /** A unix socket path that answers `upgrade` and `status` (see the CLI); passed on like any listener. */
-  controlSocket?: string
-  /** Permissions of the control socket file. Default 0o600: only the server's user may upgrade. */
-  controlSocketMode?: number
-}
+export type { UpgraderOptions } from './options.js'
 
 export interface UpgradeResult {
   /** The pid of the new generation, which is now serving. */
@@ -39,18 +24,6 @@ export interface WaitOptions {
   signal?: AbortSignal
   /** Milliseconds; rejects with ERR_TIMEOUT when they run out. */
   timeout?: number
-}
-
-interface Resolved {
-  upgradeTimeout: number
-  pidFile?: string
-  command: string
-  args: string[]
-  cwd: string
-  env?: NodeJS.ProcessEnv
-  parentTimeout: number
-  controlSocket?: string
-  controlSocketMode: number
 }
 
 /**
@@ -161,6 +134,7 @@ export class Upgrader {
         throw stoppedError()
       }
       this.isReady = true
+      releaseStartingSighup()
       if (this.parent) {
         await this.parent.sendReady()
         // READY=1 counts only once the parent has made this process the main one.
@@ -178,8 +152,8 @@ export class Upgrader {
   }
 
   /**
-   * Starts the next generation and resolves with its pid once it is ready;
-   * exit() resolves at the same moment. On failure the new process has been
+   * Starts the next generation and resolves with its pid once it is ready and
+   * has outlived the probation; exit() resolves at the same moment. On failure the new process has been
    * killed, this one keeps serving, and a later upgrade() may try again.
    */
   upgrade(options: { signal?: AbortSignal } = {}): Promise<UpgradeResult> {
@@ -222,6 +196,7 @@ export class Upgrader {
   stop(): void {
     if (this.stopped) return
     this.stopped = true
+    releaseStartingSighup()
     this.stopController.abort(stoppedError())
     if (!this.successor) {
       // A new generation that never became ready is not the last one: its
@@ -276,13 +251,14 @@ export class Upgrader {
         onSpawn: (pid) => (childPid = pid),
       })
     } catch (err) {
-      // The child may have written its pid file before it was turned down.
-      if (o.pidFile !== undefined && childPid !== undefined) {
-        if (this.stopped) removeOwnPidFile(o.pidFile, childPid)
-        else await writePidFile(o.pidFile).catch(() => {})
+      throw await this.upgradeFailed(err, childPid)
+    }
+    if (o.probation > 0) {
+      try {
+        await serveProbation(child, o.probation, signal)
+      } catch (err) {
+        throw await this.upgradeFailed(err, child.pid)
       }
-      if (!this.stopped) this.notifier.upgradeFailed(err)
-      throw err
     }
     this.successor = child
     // Before the child's READY=1, which the manager accepts only from its main process.
@@ -294,6 +270,21 @@ export class Upgrader {
     await this.backend.retireListeners?.()
     this.resolveExit()
     return { pid: child.pid }
+  }
+
+  /**
+   * This process stays the server: the pid file and the service manager get
+   * it back (MAINPID= never moved: it is sent only once the hand-off is done).
+   */
+  private async upgradeFailed(err: unknown, childPid: number | undefined): Promise<unknown> {
+    const { pidFile } = this.options
+    // The child may have written its pid file before it was turned down.
+    if (pidFile !== undefined && childPid !== undefined) {
+      if (this.stopped) removeOwnPidFile(pidFile, childPid)
+      else await writePidFile(pidFile).catch(() => {})
+    }
+    if (!this.stopped) this.notifier.upgradeFailed(err)
+    return err
   }
 
   private assertUsable(method: string): void {
@@ -362,48 +353,4 @@ export function withDeadline<T>(promise: Promise<T>, options: WaitOptions, what:
     signal?.addEventListener('abort', onAbort, { once: true })
     promise.then((v) => finish(() => resolve(v)), (e) => finish(() => reject(e)))
   })
-}
-
-function resolveOptions(o: UpgraderOptions): Resolved {
-  if (typeof o !== 'object' || o === null) throw invalidOption('options', o, 'an object')
-  const positive = (name: string, v: unknown, dflt: number): number => {
-    if (v === undefined) return dflt
-    if (typeof v !== 'number' || !(v > 0 && v <= MAX_TIMEOUT)) throw invalidOption(name, v, `a number of ms from 1 to ${MAX_TIMEOUT}`)
-    return v
-  }
-  const string = (name: string, v: unknown): string | undefined => {
-    if (v === undefined) return undefined
-    if (typeof v !== 'string' || v === '') throw invalidOption(name, v, 'a non-empty string')
-    return v
-  }
-  if (o.args !== undefined && !(Array.isArray(o.args) && o.args.every((a) => typeof a === 'string'))) {
-    throw invalidOption('args', o.args, 'an array of strings')
-  }
-  if (o.env !== undefined && (typeof o.env !== 'object' || o.env === null)) throw invalidOption('env', o.env, 'an object')
-  const cwd = string('cwd', o.cwd) ?? process.cwd()
-  return {
-    upgradeTimeout: positive('upgradeTimeout', o.upgradeTimeout, 60_000),
-    parentTimeout: positive('parentTimeout', o.parentTimeout, 10_000),
-    controlSocket: controlSocketPath(o.controlSocket),
-    controlSocketMode: fileMode('controlSocketMode', o.controlSocketMode, 0o600),
-    pidFile: o.pidFile === undefined ? undefined : resolve(cwd, string('pidFile', o.pidFile) as string),
-    command: string('command', o.command) ?? process.execPath,
-    args: o.args ?? [...process.execArgv, ...process.argv.slice(1)],
-    cwd,
-    env: o.env,
-  }
-}
-
-function controlSocketPath(v: unknown): string | undefined {
-  if (v === undefined) return undefined
-  if (typeof v !== 'string' || v === '' || v.includes('\0')) throw invalidOption('controlSocket', v, 'a unix socket path')
-  // Nothing checks who connects to an abstract socket: anyone could upgrade.
-  if (v.startsWith('@')) throw invalidOption('controlSocket', v, 'a path, not an abstract @name, which has no permissions')
-  return v
-}
-
-function fileMode(name: string, v: unknown, dflt: number): number {
-  if (v === undefined) return dflt
-  if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 0o777) throw invalidOption(name, v, 'a file mode from 0 to 0o777')
-  return v as number
 }

@@ -58,11 +58,25 @@ describe('a garbage inheritance gets ERR_BAD_INHERITANCE', () => {
   it.each([
     ['not JSON', 'garbage\n'],
     ['the wrong message', '{"type":"ready","pid":1}\n'],
-    ['an unknown protocol version', hello([], { version: 99 })],
     ['malformed socket entries', hello([{ key: 1, network: 'tcp' }])],
   ])('a control channel that says %s', async (_what, text) => {
     const { events } = await runWithInheritance({ HANDOVER_CONTROL: '3' }, ['ignore', 'pipe', 'pipe', 'pipe'], (c) => c.write(text))
     expect(events[0]).toMatchObject({ event: 'create-failed', code: 'ERR_BAD_INHERITANCE' })
+  })
+
+  it('a parent with no protocol version in common → ERR_INCOMPATIBLE, and the reason goes back as a refused line', async () => {
+    let reply = ''
+    const { events } = await runWithInheritance({ HANDOVER_CONTROL: '3' }, ['ignore', 'pipe', 'pipe', 'pipe'], (c) => {
+      c.setEncoding('utf8')
+      c.on('data', (d: string) => (reply += d))
+      c.write(hello([], { version: 99, versions: [99, 100] }))
+    })
+    expect(events[0]).toMatchObject({ event: 'create-failed', code: 'ERR_INCOMPATIBLE' })
+    expect(JSON.parse(reply)).toEqual({
+      type: 'refused',
+      code: 'ERR_INCOMPATIBLE',
+      message: 'the parent speaks handover protocol versions 99 to 100, this process speaks version 1',
+    })
   })
 
   it('a control channel closed before hello', async () => {

@@ -86,6 +86,31 @@ describe('sd_notify', () => {
     ])
   })
 
+  it('probation: a child that dies during it never becomes the main process; a healthy one does only after it', async () => {
+    const notifySocket = join(dir, 'notify-probation.sock')
+    const r = await receiver(notifySocket)
+    const port = await freePort()
+    const f = await Fixture.start({ NOTIFY_SOCKET: notifySocket, FIXTURE_ADDRESS: `127.0.0.1:${port}`, FIXTURE_PROBATION: '1000' })
+    const first = f.current
+    await f.admin(first, '/next?FIXTURE_EXIT_AFTER_READY=100')
+    const failed = await f.admin(first, '/upgrade')
+    expect(failed).toMatchObject({ ok: false, code: 'ERR_CHILD_EXITED' })
+    await f.admin(first, '/next?FIXTURE_EXIT_AFTER_READY=')
+    // Not f.handoff(): the dead child's 'ready' made it the fixture's current pid.
+    const second = (await f.admin(first, '/upgrade')).pid as number
+    await f.waitFor((e) => e.pid === first && e.event === 'closed')
+    await r.waitForCount(6)
+    expect(sequence(await allMessages(r, notifySocket))).toEqual([
+      [first, `READY=1\nMAINPID=${first}\n`],
+      [first, 'RELOADING=1\nMONOTONIC_USEC=<now>\n'],
+      // No MAINPID= for the child that died in its probation, and no READY=1 from it.
+      [first, `READY=1\nSTATUS=upgrade failed: ERR_CHILD_EXITED: ${failed.message as string}\n`],
+      [first, 'RELOADING=1\nMONOTONIC_USEC=<now>\n'],
+      [first, `MAINPID=${second}\nSTATUS=\n`],
+      [second, 'READY=1\n'],
+    ])
+  })
+
   it('an abstract @name socket; notify() from the app; NOTIFY_SOCKET reaches the next generation but no other child', async () => {
     const notifySocket = `@handover-test-${process.pid}-${Date.now()}`
     const r = await receiver(notifySocket)

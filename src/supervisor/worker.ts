@@ -3,7 +3,7 @@ import type { Socket } from 'node:net'
 import type { OutgoingSocket, PlatformBackend } from '../backend/types.js'
 import { HandoverError } from '../errors.js'
 import { loadAddon, type PosixAddon } from '../native.js'
-import { ControlChannel, PROTOCOL_VERSION, type Message } from '../protocol.js'
+import { ControlChannel, protocolVersions, type Message } from '../protocol.js'
 
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'exited'
 
@@ -105,7 +105,8 @@ export class Worker {
     const worker = new Worker(options, child, control, requests)
     // Every socket is the supervisor's: no worker removes a unix socket file.
     const sockets = transfer.map((entry) => ({ ...entry, activated: true }))
-    void worker.channel.send({ type: 'hello', version: PROTOCOL_VERSION, parentPid: process.pid, sockets })
+    const { min, max } = protocolVersions
+    void worker.channel.send({ type: 'hello', version: min, versions: [min, max], parentPid: process.pid, sockets })
     return worker
   }
 

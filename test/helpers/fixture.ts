@@ -82,12 +82,14 @@ export class Fixture {
   /** The pid of the generation that is serving now. */
   current = 0
 
-  private constructor(env: Record<string, string>, script: string, launcher: string[] = []) {
+  private constructor(env: Record<string, string>, script: string, launcher: string[] = [], detached = false) {
     // A launcher (e.g. systemd-socket-activate) runs `node script` itself.
     const [command, ...args] = [...launcher, process.execPath, script]
     this.process = spawn(command, args, {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      // A process group of its own, for tests that signal the whole group.
+      detached,
     })
     createInterface({ input: this.process.stdout! }).on('line', (line) => {
       let event: FixtureEvent
@@ -105,8 +107,11 @@ export class Fixture {
     createInterface({ input: this.process.stderr! }).on('line', (line) => this.stderr.push(line))
   }
 
-  static async start(env: Record<string, string>, options: { script?: string; waitFor?: string; launcher?: string[] } = {}): Promise<Fixture> {
-    const fixture = new Fixture(env, options.script ?? FIXTURE, options.launcher)
+  static async start(
+    env: Record<string, string>,
+    options: { script?: string; waitFor?: string; launcher?: string[]; detached?: boolean } = {},
+  ): Promise<Fixture> {
+    const fixture = new Fixture(env, options.script ?? FIXTURE, options.launcher, options.detached)
     running.add(fixture)
     await fixture.waitFor((e) => e.event === (options.waitFor ?? 'ready'), 15_000)
     return fixture
