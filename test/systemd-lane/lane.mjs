@@ -10,7 +10,7 @@
 // /srv/app/current/node_modules/handover, user `app`, /usr/bin/node.
 // Each case prints "ok - …" or "not ok - …"; REPORT_FILE gets "passed failed".
 import { spawn, spawnSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 
 const [initPid, report] = process.argv.slice(2)
 if (!/^\d+$/.test(initPid ?? '') || !report) {
@@ -230,16 +230,28 @@ wait; cat /tmp/slow.out`)
 }
 
 try {
+  await test('the README shows examples/systemd/* byte for byte', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+    const examples = new URL('../../examples/systemd/', import.meta.url)
+    const files = ['server.js', ...['notify-reload', 'notify'].flatMap((d) => readdirSync(new URL(`${d}/`, examples)).map((f) => `${d}/${f}`))]
+    for (const file of files) {
+      const text = readFileSync(new URL(file, examples), 'utf8')
+      check(readme.includes(`\n${text}\`\`\`\n`), `README.md has no code block that is examples/systemd/${file}`)
+    }
+    return files.join(', ')
+  })
   if (version >= 253) {
     await unitCases('notify-reload', 'status')
   } else {
     await test('notify-reload: rejected as the README says ("Failed to parse service type", then "Job type reload is not applicable")', async () => {
       install('notify-reload')
+      // systemd parses a unit when something loads it: here, the start.
+      run('systemctl start app.service')
       const parse = await until('the parse failure in the journal', () => {
         const all = sh('journalctl -q --no-pager -o cat -b').stdout
         return all.split('\n').find((l) => /app\.service:\d+: Failed to parse service type, ignoring: notify-reload/.test(l))
       }, 5_000)
-      run('systemctl start app.service')
+      check(show('app.service', 'Type').Type === 'simple', 'not run as Type=simple')
       const r = sh('systemctl reload app.service')
       check(r.status !== 0 && /Job type reload is not applicable for unit app\.service/.test(r.out), `systemctl reload: exit ${r.status}: ${r.out}`)
       await stopAndReset()
