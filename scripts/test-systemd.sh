@@ -7,8 +7,8 @@
 # 1. installs systemd-container and mmdebstrap from Debian if they are
 #    missing (as root);
 # 2. builds dist/ (and the addon if build/ has none);
-# 3. builds a minbase root per suite with mmdebstrap (about a minute each),
-#    cached in $DEV_CACHE_DIR/nspawn-roots (default ~/.cache/handover-dev),
+# 3. builds a minbase root per suite with mmdebstrap (about a minute each,
+#    side by side), cached in $DEV_CACHE_DIR/nspawn-roots (default ~/.cache/handover-dev),
 #    keyed by suite and package list;
 # 4. boots each root with a throwaway overlay (--volatile=overlay, so the
 #    cache stays clean), the checkout read-only at /srv/ho and the host's
@@ -81,7 +81,9 @@ mkdir -p "$cache"
 out="$(mktemp -d "${TMPDIR:-/tmp}/handover-systemd-XXXXXX")"
 
 nspawn_pid=
+builders=()
 cleanup() {
+  for builder in "${builders[@]}"; do kill "$builder" 2>/dev/null; done
   if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
     # SIGTERM asks the container's systemd to power off; SIGKILL if it hangs.
     kill "$nspawn_pid" 2>/dev/null
@@ -156,12 +158,20 @@ boot() {
   return 0
 }
 
+# Missing roots are built side by side: on a fresh machine that is most of the lane's time.
+for suite in $suites; do
+  root_for "$suite" >"$out/root-$suite" &
+  builders+=($!)
+done
+for builder in "${builders[@]}"; do wait "$builder"; done
+
 # --- 4. per suite -----------------------------------------------------------
 passed=0
 failed=0
 booted=0
 for suite in $suites; do
-  if ! root="$(root_for "$suite")"; then
+  root="$(cat "$out/root-$suite" 2>/dev/null)"
+  if [ -z "$root" ]; then
     failed=$((failed + 1))
     continue
   fi
