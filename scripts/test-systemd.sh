@@ -10,7 +10,7 @@
 # 3. builds a minbase root per suite with mmdebstrap (about a minute each,
 #    side by side), cached in $DEV_CACHE_DIR/nspawn-roots (default ~/.cache/handover-dev),
 #    keyed by suite and package list;
-# 4. boots each root with a throwaway overlay (--volatile=overlay, so the
+# 4. boots each root (side by side) with a throwaway overlay (--volatile=overlay, so the
 #    cache stays clean), the checkout read-only at /srv/ho and the host's
 #    node at /usr/bin/node, and runs test/systemd-lane/lane.mjs against it:
 #    the units in examples/systemd/, copied in unchanged.
@@ -80,18 +80,25 @@ key="$(printf '%s' "$include" | sha256sum | cut -c1-12)"
 mkdir -p "$cache"
 out="$(mktemp -d "${TMPDIR:-/tmp}/handover-systemd-XXXXXX")"
 
-nspawn_pid=
 builders=()
+runners=()
+# Stops one container by the pid of its systemd-nspawn: SIGTERM asks the
+# container's systemd to power off; SIGKILL if it hangs.
+stop_container() {
+  local pid=$1
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill "$pid" 2>/dev/null
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
+  kill -KILL "$pid" 2>/dev/null
+}
 cleanup() {
-  for builder in "${builders[@]}"; do kill "$builder" 2>/dev/null; done
-  if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
-    # SIGTERM asks the container's systemd to power off; SIGKILL if it hangs.
-    kill "$nspawn_pid" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL "$nspawn_pid" 2>/dev/null
-    wait "$nspawn_pid" 2>/dev/null
-  fi
-  nspawn_pid=
+  local f
+  for pid in "${builders[@]}" "${runners[@]}"; do kill "$pid" 2>/dev/null; done
+  for f in "$out"/nspawn-pid-*; do
+    [ -f "$f" ] || continue
+    stop_container "$(cat "$f")"
+    rm -f "$f"
+  done
 }
 trap 'cleanup; rm -rf "$out"' EXIT
 trap 'exit 130' INT TERM
@@ -119,14 +126,16 @@ root_for() {
   echo "$root"
 }
 
-# Boots ROOT; sets nspawn_pid and init_pid, or says why not and returns 1.
+# Boots ROOT for SUITE; sets nspawn_pid and init_pid, or says why not and
+# returns 1 (nspawn could not start a container) or 2 (systemd did not come up).
 boot() {
-  local root=$1 log=$2 i state
+  local root=$1 suite=$2 log="$out/nspawn-$2.log" i state c
   init_pid=
   SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn -D "$root" --volatile=overlay --boot --register=no --keep-unit \
-    --console=passive --private-network --machine="handover-lane-$$" \
+    --console=passive --private-network --machine="handover-lane-$$-$suite" \
     --bind-ro="$node_bin:/usr/bin/node" --bind-ro="$checkout:/srv/ho" >"$log" 2>&1 &
   nspawn_pid=$!
+  echo "$nspawn_pid" >"$out/nspawn-pid-$suite"
   # The container's init: nspawn's child that is pid 1 in its own namespace
   # (a short-lived helper comes first).
   for i in $(seq 300); do
@@ -165,35 +174,55 @@ for suite in $suites; do
 done
 for builder in "${builders[@]}"; do wait "$builder"; done
 
-# --- 4. per suite -----------------------------------------------------------
-passed=0
-failed=0
-booted=0
-for suite in $suites; do
+# --- 4. per suite, side by side ------------------------------------------------
+# Runs in the background; its output goes to $out/log-SUITE, its counts to
+# $out/counts-SUITE, and a boot failure's kind to $out/boot-failed-SUITE.
+run_suite() {
+  local suite=$1 root t status
   root="$(cat "$out/root-$suite" 2>/dev/null)"
   if [ -z "$root" ]; then
-    failed=$((failed + 1))
-    continue
+    echo "test:systemd: $suite: no root"
+    echo "0 1" >"$out/counts-$suite"
+    return
   fi
   t=$SECONDS
-  boot "$root" "$out/nspawn-$suite.log" >"$out/boot-$suite.txt"
+  boot "$root" "$suite"
   status=$?
   if [ "$status" -ne 0 ]; then
-    cleanup
-    # nspawn failing to start the very first container means this machine
-    # cannot run containers at all (no privileges, cgroups, namespaces...):
-    # skip the lane, loudly. A container whose systemd fails is a failure.
-    if [ "$status" = 1 ] && [ "$booted" = 0 ] && [ "${SYSTEMD_LANE_NO_SKIP:-}" != 1 ]; then
-      cat "$out/boot-$suite.txt"
-      skip "systemd-nspawn cannot boot a container on this machine (see above)."
-    fi
-    cat "$out/boot-$suite.txt"
-    failed=$((failed + 1))
-    continue
+    echo "$status" >"$out/boot-failed-$suite"
+    echo "0 1" >"$out/counts-$suite"
+    stop_container "$nspawn_pid"
+    return
   fi
-  booted=1
   echo "test:systemd: $suite: $(nsenter -t "$init_pid" -a -- systemctl --version | head -1), booted in $((SECONDS - t)) s"
   node test/systemd-lane/lane.mjs "$init_pid" "$out/counts-$suite"
+  stop_container "$nspawn_pid"
+  rm -f "$out/nspawn-pid-$suite"
+}
+
+for suite in $suites; do
+  run_suite "$suite" >"$out/log-$suite" 2>&1 &
+  runners+=($!)
+done
+for runner in "${runners[@]}"; do wait "$runner"; done
+runners=()
+
+# nspawn failing to start any container means this machine cannot run
+# containers at all (no privileges, cgroups, namespaces...): skip the lane,
+# loudly. A container whose systemd fails to come up is a failure.
+unbootable=1
+for suite in $suites; do
+  [ "$(cat "$out/boot-failed-$suite" 2>/dev/null)" = 1 ] || unbootable=0
+done
+if [ "$unbootable" = 1 ] && [ "${SYSTEMD_LANE_NO_SKIP:-}" != 1 ]; then
+  for suite in $suites; do cat "$out/log-$suite"; done
+  skip "systemd-nspawn cannot boot a container on this machine (see above)."
+fi
+
+passed=0
+failed=0
+for suite in $suites; do
+  cat "$out/log-$suite"
   if read -r p f < "$out/counts-$suite" 2>/dev/null; then
     passed=$((passed + p))
     failed=$((failed + f))
@@ -201,6 +230,5 @@ for suite in $suites; do
     echo "test:systemd: $suite: the lane produced no counts"
     failed=$((failed + 1))
   fi
-  cleanup
 done
 finish "$passed" "$failed"

@@ -2,7 +2,7 @@
 import http from 'node:http'
 import { Upgrader, drain } from 'handover'
 
-const upg = await Upgrader.create({ controlSocket: '/run/app/control.sock' })
+const upg = await Upgrader.create({ controlSocket: '/run/app/control.sock', pidFile: '/run/app/app.pid' })
 process.on('SIGHUP', () => upg.upgrade().catch((err) => console.error('upgrade failed:', err.code, err.message)))
 process.on('SIGTERM', () => upg.stop())
 
