@@ -94,6 +94,13 @@ stop_container() {
 cleanup() {
   local f
   for pid in "${builders[@]}" "${runners[@]}"; do kill "$pid" 2>/dev/null; done
+  for f in "$out"/lane-pid-*; do
+    [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
+  done
+  # All containers are asked to power off at once, then each is waited for.
+  for f in "$out"/nspawn-pid-*; do
+    [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
+  done
   for f in "$out"/nspawn-pid-*; do
     [ -f "$f" ] || continue
     stop_container "$(cat "$f")"
@@ -195,7 +202,10 @@ run_suite() {
     return
   fi
   echo "test:systemd: $suite: $(nsenter -t "$init_pid" -a -- systemctl --version | head -1), booted in $((SECONDS - t)) s"
-  node test/systemd-lane/lane.mjs "$init_pid" "$out/counts-$suite"
+  node test/systemd-lane/lane.mjs "$init_pid" "$out/counts-$suite" &
+  echo $! >"$out/lane-pid-$suite"
+  wait $!
+  rm -f "$out/lane-pid-$suite"
   stop_container "$nspawn_pid"
   rm -f "$out/nspawn-pid-$suite"
 }
