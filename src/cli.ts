@@ -3,15 +3,20 @@
 // (the controlSocket option), to upgrade, and exits non-zero if the upgrade
 // failed. That makes it a reload command that reports its result, e.g.
 // systemd's ExecReload=.
+import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import { parseArgs } from 'node:util'
 
 const USAGE = `usage: handover run [options] <script> [script args...]   (handover run --help)
        handover upgrade --socket PATH [--timeout MS]
        handover status --socket PATH [--timeout MS]
+       handover stop --pid PID [--timeout MS]
 
   upgrade    start the next generation; succeed once it serves
   status     the pid of the generation answering on the socket
+  stop       send SIGTERM to PID and wait until it has exited: systemd's
+             ExecStop=, since systemd does not wait for a main process that
+             a hand-off made (an empty PID, from an unset $MAINPID, is ok)
 
   -s, --socket PATH   the server's controlSocket
   -t, --timeout MS    upgrade: kill the new process if it is not ready in time
@@ -19,6 +24,8 @@ const USAGE = `usage: handover run [options] <script> [script args...]   (handov
                       command waits MS + 5000 for the answer (default 65000,
                       for the default upgradeTimeout of 60000)
                       status: how long to wait for the answer (default 5000)
+                      stop: give up waiting after MS (default 80000), exit 1
+  -p, --pid PID       stop: the process to stop, e.g. --pid=\${MAINPID}
 
 Prints the server's JSON answer. Exit status: 0 ok, 1 failed (the error code
 is in the answer and on stderr), 2 usage error, 3 no answer in time.`
@@ -95,6 +102,74 @@ function request(path: string, line: string, waitMs: number): Promise<Answer> {
   })
 }
 
+/** stop's default wait, under systemd's default TimeoutStopSec= of 90 s. */
+const STOP_TIMEOUT = 80_000
+const STOP_POLL = 50
+
+/** True while `pid` exists and is not a zombie (a zombie has exited; only its parent's wait is missing). */
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false
+    throw err
+  }
+  try {
+    // /proc/PID/stat: "pid (comm) S ..."; comm may hold spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+  } catch {
+    return true // No procfs: kill(pid, 0) is all there is.
+  }
+}
+
+/**
+ * `handover stop --pid PID`: SIGTERM, then wait until PID has gone. systemd
+ * waits for a main process only if it is its own child, and after a hand-off
+ * the main process is the old generation's child: without a stop command
+ * that waits, SIGKILL follows SIGTERM at once.
+ */
+async function stop(pidText: string | undefined, timeoutText: string | undefined, extra: string[]): Promise<number> {
+  if (extra.length > 0) usage(`unexpected argument ${JSON.stringify(extra[0])}`)
+  if (pidText === undefined) usage('--pid PID is required')
+  let timeout = STOP_TIMEOUT
+  if (timeoutText !== undefined) {
+    timeout = Number(timeoutText)
+    if (!/^\d+$/.test(timeoutText) || timeout < 1 || timeout > 2_147_483_647) usage(`--timeout takes milliseconds, not ${JSON.stringify(timeoutText)}`)
+  }
+  const answer = (fields: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify(fields)}\n`)
+  if (pidText === '') {
+    // systemd leaves $MAINPID empty once it knows the main process has exited.
+    answer({ ok: true, pid: null, message: 'no pid: nothing to stop' })
+    return 0
+  }
+  const pid = Number(pidText)
+  if (!/^\d+$/.test(pidText) || pid < 2 || pid > 4_194_304 || pid === process.pid) usage(`--pid takes a process id, not ${JSON.stringify(pidText)}`)
+  const started = Date.now()
+  try {
+    process.kill(pid, 'SIGTERM')
+    while (running(pid)) {
+      if (Date.now() - started >= timeout) {
+        answer({ ok: false, pid, code: 'ERR_TIMEOUT', message: `pid ${pid} still running ${timeout} ms after SIGTERM` })
+        process.stderr.write(`handover: stop failed: ERR_TIMEOUT: pid ${pid} still running ${timeout} ms after SIGTERM\n`)
+        return 1
+      }
+      await new Promise((resolve) => setTimeout(resolve, STOP_POLL))
+    }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code !== 'ESRCH') {
+      const message = code === 'EPERM' ? `not allowed to signal pid ${pid}: run as its user` : (err as Error).message
+      answer({ ok: false, pid, code, message })
+      process.stderr.write(`handover: stop failed: ${code}: ${message}\n`)
+      return 1
+    }
+    // ESRCH: it had already exited.
+  }
+  answer({ ok: true, pid, waitedMs: Date.now() - started })
+  return 0
+}
+
 async function main(): Promise<number> {
   // `handover run` is the supervisor: its own options and signals (supervisor/run-command.ts).
   if (process.argv[2] === 'run') return (await import('./supervisor/run-command.js')).runCommand(process.argv.slice(3))
@@ -105,6 +180,7 @@ async function main(): Promise<number> {
       options: {
         socket: { type: 'string', short: 's' },
         timeout: { type: 'string', short: 't' },
+        pid: { type: 'string', short: 'p' },
         help: { type: 'boolean', short: 'h' },
       },
     })
@@ -117,6 +193,7 @@ async function main(): Promise<number> {
     return 0
   }
   const [command, ...extra] = positionals
+  if (command === 'stop') return stop(values.pid, values.timeout, extra)
   if (command !== 'upgrade' && command !== 'status') usage(command === undefined ? 'no command' : `unknown command ${JSON.stringify(command)}`)
   if (extra.length > 0) usage(`unexpected argument ${JSON.stringify(extra[0])}`)
   if (values.socket === undefined || values.socket === '') usage('--socket PATH is required')
