@@ -81,6 +81,7 @@ run(`id app >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /srv
 mkdir -p /srv/app/current/node_modules
 ln -sfn /srv/ho /srv/app/current/node_modules/handover
 cp /srv/ho/examples/systemd/server.js /srv/app/current/server.js
+cp /srv/ho/examples/systemd/app.js /srv/app/current/app.js
 echo '{ "type": "module" }' > /srv/app/current/package.json
 test -x /usr/bin/node`, 'laying out /srv/app')
 
@@ -233,11 +234,112 @@ wait; cat /tmp/slow.out`)
   await stopAndReset()
 }
 
+/** The pids answering GET / now (the workers: several requests, so each one is likely seen). */
+function answering(count = 12) {
+  const pids = new Set()
+  for (let i = 0; i < count; i++) {
+    const m = /^hello from (\d+)/.exec(get().stdout)
+    if (m) pids.add(Number(m[1]))
+  }
+  return [...pids].sort()
+}
+
+/** `handover run` as the main process: it never changes, so systemd supervises its own child throughout. */
+async function runCases() {
+  install('run')
+
+  await test('run: start, then 3 reloads while a client requests every 20 ms; MainPID never changes, no "not our child"', async () => {
+    const since = cursor()
+    run('systemctl start app.service')
+    const main = Number(show('app.service', 'MainPID').MainPID)
+    await until('the workers to answer', () => answering(1).length > 0, 15_000)
+    run('rm -f /tmp/load.stop')
+    const client = spawn('nsenter', ['-t', initPid, '-a', '--', '/usr/bin/node', '/srv/ho/test/systemd-lane/client.mjs', '/tmp/load.stop'], { stdio: ['ignore', 'pipe', 'inherit'], env: containerEnv })
+    let out = ''
+    client.stdout.setEncoding('utf8').on('data', (d) => (out += d))
+    const exited = new Promise((resolve) => client.on('close', resolve))
+    try {
+      await sleep(500)
+      const generations = [answering()]
+      for (let i = 0; i < 3; i++) {
+        const r = sh('systemctl reload app.service')
+        check(r.status === 0, `systemctl reload: exit ${r.status}: ${r.out}`)
+        const st = show('app.service', 'ActiveState', 'MainPID')
+        check(st.ActiveState === 'active' && Number(st.MainPID) === main, `after reload ${i + 1}: ${JSON.stringify(st)}`)
+        await sleep(300)
+        generations.push(answering())
+        check(generations.at(-1).every((pid) => !generations.at(-2).includes(pid)), `reload ${i + 1} kept answering pids ${generations.at(-1)} (before: ${generations.at(-2)})`)
+      }
+      run('touch /tmp/load.stop')
+      await exited
+      const load = JSON.parse(out.trim().split('\n').pop() || '{}')
+      check(load.ok > 50 && load.failed === 0, `the load during the reloads: ${out}`)
+      const lines = journal(since)
+      check(!/not our child/.test(lines), `"not our child" in the journal:\n${lines}`)
+      return `MainPID ${main} throughout; workers ${generations.map((g) => g.join('+')).join(' -> ')}; ${load.ok} requests answered, ${load.failed} failed; no "not our child" line`
+    } finally {
+      sh('touch /tmp/load.stop')
+      await Promise.race([exited, sleep(15_000)])
+      client.kill('SIGKILL')
+    }
+  })
+
+  await test('run: a failed generation fails the reload (exit 1, StatusText); the old workers serve on', async () => {
+    const main = Number(show('app.service', 'MainPID').MainPID)
+    const before = answering()
+    run(`echo "throw new Error('a broken release')" > /srv/app/current/app.js`)
+    let r
+    try {
+      r = sh('systemctl reload app.service')
+    } finally {
+      run('cp /srv/ho/examples/systemd/app.js /srv/app/current/app.js')
+    }
+    const st = show('app.service', 'ActiveState', 'MainPID', 'StatusText')
+    check(r.status === 1, `systemctl reload exited ${r.status}, not 1: ${r.out}`)
+    check(st.ActiveState === 'active' && Number(st.MainPID) === main, `after the failed reload: ${JSON.stringify(st)}`)
+    check(/^upgrade failed: ERR_CHILD_EXITED: /.test(st.StatusText), `StatusText=${st.StatusText}`)
+    const now = answering()
+    check(now.every((pid) => before.includes(pid)), `answering ${now}, before ${before}`)
+    return `systemctl reload: exit 1; StatusText=${st.StatusText.slice(0, 100)}…`
+  })
+
+  await test('run: systemctl stop after a reload answers the in-flight slow request; inactive, Result=success, no SIGKILL', async () => {
+    check(sh('systemctl reload app.service').status === 0, 'reload before the stop')
+    const since = cursor()
+    const r = sh(`curl -sS -m 20 'http://127.0.0.1:8080/slow?ms=2000' > /tmp/slow.out 2>&1 & echo $! > /tmp/slow.pid
+sleep 0.5
+systemctl stop app.service; echo "stop exit $?"
+wait; cat /tmp/slow.out`)
+    const st = show('app.service', 'ActiveState', 'Result')
+    const lines = journal(since).trim()
+    check(r.stdout.includes('stop exit 0') && /hello from \d+/.test(r.stdout), `stop with a request in flight: ${r.out}\n${lines}`)
+    check(st.ActiveState === 'inactive' && st.Result === 'success', `after stop: ${JSON.stringify(st)}\n${lines}`)
+    check(!/SIGKILL/.test(lines), `SIGKILL in the journal:\n${lines}`)
+    return lines
+  })
+
+  await test('run: Restart=on-failure brings it back after the supervisor is SIGKILLed', async () => {
+    run('systemctl start app.service')
+    const main = Number(show('app.service', 'MainPID').MainPID)
+    await until('the workers to answer', () => answering(1).length > 0, 15_000)
+    run(`kill -KILL ${main}`)
+    const st = await until('a restart', () => {
+      const s = show('app.service', 'ActiveState', 'MainPID', 'NRestarts')
+      return s.ActiveState === 'active' && Number(s.NRestarts) >= 1 && Number(s.MainPID) > 0 && Number(s.MainPID) !== main ? s : undefined
+    }, 20_000)
+    await until('the restarted workers to answer', () => answering(1).length > 0, 15_000)
+    run('systemctl stop app.service')
+    return `MainPID ${main} -> ${st.MainPID} after SIGKILL, NRestarts=${st.NRestarts}`
+  })
+
+  await stopAndReset()
+}
+
 try {
   await test('the README shows examples/systemd/* byte for byte', () => {
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
     const examples = new URL('../../examples/systemd/', import.meta.url)
-    const files = ['server.js', ...['notify-reload', 'notify', 'pidfile'].flatMap((d) => readdirSync(new URL(`${d}/`, examples)).map((f) => `${d}/${f}`))]
+    const files = ['server.js', 'app.js', ...['notify-reload', 'notify', 'pidfile', 'run'].flatMap((d) => readdirSync(new URL(`${d}/`, examples)).map((f) => `${d}/${f}`))]
     for (const file of files) {
       const text = readFileSync(new URL(file, examples), 'utf8')
       check(readme.includes(`\n${text}\`\`\`\n`), `README.md has no code block that is examples/systemd/${file}`)
@@ -264,6 +366,7 @@ try {
   }
   await unitCases('notify', 'exit')
   await unitCases('pidfile', 'exit-nostatus')
+  await runCases()
 } catch (err) {
   failed++
   console.log(`not ok - ${label}: the lane itself failed\n${String(err?.stack ?? err).replace(/^/gm, '    ')}`)
