@@ -130,15 +130,16 @@ export class Upgrader {
   /**
    * A listening stream socket for `tcp`, `tcp4`, `tcp6` or `unix`: inherited
    * from the parent when it has one at the same address, bound afresh
-   * otherwise. Pass it to `server.listen(listener)`.
+   * otherwise. Pass it to `server.listen(listener)`. A bare port number
+   * means the network's wildcard, as `:port` does.
    */
-  listen(network: StreamNetwork, address: string, options?: ListenOptions): Listener {
+  listen(network: StreamNetwork, address: string | number, options?: ListenOptions): Listener {
     this.assertUsable('listen')
     return this.table.listen(network, address, false, listenName(options))
   }
 
   /** A bound datagram socket for `udp`, `udp4` or `udp6`. Pass it to `socket.bind(listener)`. */
-  listenPacket(network: PacketNetwork, address: string, options?: ListenOptions): Listener {
+  listenPacket(network: PacketNetwork, address: string | number, options?: ListenOptions): Listener {
     this.assertUsable('listenPacket')
     return this.table.listen(network, address, true, listenName(options))
   }
