@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module'
 import { resolve } from 'node:path'
 import { listenName, type ListenOptions } from './activation.js'
 import type { PlatformBackend } from './backend/types.js'
@@ -83,6 +84,16 @@ export class Upgrader {
 
   static async create(options: UpgraderOptions = {}): Promise<Upgrader> {
     const resolved = resolveOptions(options)
+    if (inClusterWorker()) {
+      // Refused here, not at the first listen: there it would die with
+      // "bind EEXIST"/"bind EINVAL", which points nowhere near the cause.
+      throw new HandoverError(
+        'ERR_UNSUPPORTED',
+        'Upgrader.create() in a node:cluster worker (or pm2 cluster mode): the cluster primary owns the ' +
+          "workers' sockets, and handover cannot pass them on. For one pid on every core use `handover run -w N app.js`; " +
+          'or run one process without cluster (pm2: exec_mode fork)',
+      )
+    }
     claimGeneration('Upgrader.create()')
     const upgrader = Upgrader.assemble(await openGeneration(resolved.parentTimeout), resolved)
     if (resolved.controlSocket !== undefined) {
@@ -307,6 +318,14 @@ export class Upgrader {
       throw new HandoverError('ERR_ALREADY_UPGRADED', `${method}() after the hand-off to process ${this.successor.pid}`)
     }
   }
+}
+
+/**
+ * A worker always has an IPC channel, so node:cluster is loaded only in a
+ * process that has one: most servers never pay for the import.
+ */
+function inClusterWorker(): boolean {
+  return typeof process.send === 'function' && (createRequire(import.meta.url)('node:cluster') as { isWorker: boolean }).isWorker
 }
 
 function stoppedError(): HandoverError {
