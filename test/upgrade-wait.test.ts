@@ -4,7 +4,7 @@
 // after `kill -HUP` had exited 0: a lost deploy).
 import { afterEach, describe, expect, it } from 'vitest'
 import { freePort, get, pidAt } from './helpers/clients.js'
-import { Fixture, isAlive, killAllFixtures, waitUntil } from './helpers/fixture.js'
+import { Fixture, isAlive, killAllFixtures } from './helpers/fixture.js'
 
 afterEach(killAllFixtures)
 
