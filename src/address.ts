@@ -52,6 +52,9 @@ export function splitHostPort(network: string, address: string): { host: string;
     portText = address.slice(end + 2)
     if (canonicalIPv6(host) === undefined && !host.includes('%')) throw invalid(network, address, 'brackets must hold an IPv6 address')
   } else {
+    // `http://localhost:8080` would otherwise be read as host `http://localhost`
+    // and reported as an unbracketed IPv6 address, which misleads.
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(address)) throw invalid(network, address, 'a URL is not an address: write host:port, e.g. localhost:8080')
     const colon = address.lastIndexOf(':')
     if (colon === -1) throw invalid(network, address, 'missing port (write host:port or :port)')
     host = address.slice(0, colon)
@@ -88,7 +91,7 @@ const MAPPED_V4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i
  * Hostnames other than `localhost` are refused rather than resolved, so a
  * listen never blocks on DNS and its key never depends on a lookup.
  */
-export function parseAddress(network: string, address: string, packet: boolean, cwd: string): BindSpec {
+export function parseAddress(network: string, address: string | number, packet: boolean, cwd: string): BindSpec {
   const allowed: readonly string[] = packet ? PACKET_NETWORKS : STREAM_NETWORKS
   if (typeof network !== 'string' || !allowed.includes(network)) {
     throw new HandoverError(
@@ -96,7 +99,8 @@ export function parseAddress(network: string, address: string, packet: boolean, 
       `unknown network ${JSON.stringify(network)} for ${packet ? 'listenPacket' : 'listen'}: use one of ${allowed.join(', ')}`,
     )
   }
-  if (typeof address !== 'string') throw invalid(network, String(address), 'the address must be a string')
+  if (typeof address === 'number') address = portAddress(network, address)
+  if (typeof address !== 'string') throw invalid(network, String(address), 'the address must be a string, or a port number')
   if (network === 'unix') return parseUnix(address, cwd)
 
   const transport = packet ? 'dgram' : 'stream'
@@ -137,6 +141,17 @@ export function parseAddress(network: string, address: string, packet: boolean, 
     return spec(6, ipv6, true, false, `${base}6`)
   }
   throw invalid(network, address, 'the host must be an IP address, localhost, or empty (hostnames are not resolved)')
+}
+
+/**
+ * A bare port, as in Node's `server.listen(8080)`: the wildcard of the
+ * network, which `:port` already names (dual-stack for tcp/udp, 0.0.0.0 for
+ * tcp4, [::] for tcp6), so it gets the same key as the string form.
+ */
+function portAddress(network: string, port: number): string {
+  if (network === 'unix') throw invalid(network, String(port), 'a unix socket takes a path, not a port number')
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalid(network, String(port), 'the port must be a number from 0 to 65535')
+  return `:${port}`
 }
 
 function parseUnix(address: string, cwd: string): UnixSpec {

@@ -3,7 +3,7 @@
 // (the controlSocket option), to upgrade, and exits non-zero if the upgrade
 // failed. That makes it a reload command that reports its result, e.g.
 // systemd's ExecReload=.
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import net from 'node:net'
 import { parseArgs } from 'node:util'
 
@@ -18,7 +18,8 @@ const USAGE = `usage: handover run [options] <script> [script args...]   (handov
              ExecStop=, since systemd does not wait for a main process that
              a hand-off made (an empty PID, from an unset $MAINPID, is ok)
 
-  -s, --socket PATH   the server's controlSocket
+  -s, --socket PATH   the server's controlSocket (not its pid file)
+  -v, --version       print handover's version
   -t, --timeout MS    upgrade: kill the new process if it is not ready in time
                       (the server's upgradeTimeout applies as well); the
                       command waits MS + 5000 for the answer (default 65000,
@@ -64,7 +65,37 @@ function parseAnswer(text: string, path: string): Answer {
   return { ok: false, code: 'ERR_PROTOCOL', message: `${path} answered something that is not a handover answer: ${JSON.stringify(text.slice(0, 120))}` }
 }
 
+/** The package's own version: dist/cli.js sits one level below package.json. */
+function version(): string {
+  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+}
+
+/**
+ * --pid-file is refused with a pointer to --socket rather than supported:
+ * a pid only says that some process has that number (pids are reused), not
+ * that it is the generation serving, and it can carry no upgrade result.
+ * The control socket answers from the generation that serves, and passes
+ * with the listeners, so it is the one target that is always right.
+ */
+function refusePidFile(path: string): never {
+  usage(`--pid-file is not supported: a pid file names a pid, not the server; start the server with the controlSocket option and pass that path as --socket (here you gave --pid-file ${path})`)
+}
+
+/** Connecting to something that is not a socket says ECONNREFUSED, which reads as "not running". */
+function notASocket(path: string): string | undefined {
+  try {
+    const st = statSync(path)
+    if (st.isDirectory()) return `${path} is a directory, not a control socket`
+    if (!st.isSocket()) return `${path} is not a socket`
+  } catch {
+    // Missing or unreadable: the connect error says so.
+  }
+  return undefined
+}
+
 function connectError(err: NodeJS.ErrnoException, path: string): Answer {
+  const wrongKind = notASocket(path)
+  if (wrongKind !== undefined) return { ok: false, code: 'ENOTSOCK', message: `cannot reach ${path}: ${wrongKind}` }
   const code = err.code ?? 'ERR_CONNECT'
   const why = code === 'ENOENT' ? 'no such socket: is the server running with the controlSocket option?'
     : code === 'ECONNREFUSED' ? 'nothing is accepting on it: the server is not running'
@@ -182,6 +213,8 @@ async function main(): Promise<number> {
         timeout: { type: 'string', short: 't' },
         pid: { type: 'string', short: 'p' },
         help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+        'pid-file': { type: 'string' },
       },
     })
   } catch (err) {
@@ -192,6 +225,11 @@ async function main(): Promise<number> {
     process.stdout.write(`${USAGE}\n`)
     return 0
   }
+  if (values.version) {
+    process.stdout.write(`${version()}\n`)
+    return 0
+  }
+  if (values['pid-file'] !== undefined) refusePidFile(values['pid-file'])
   const [command, ...extra] = positionals
   if (command === 'stop') return stop(values.pid, values.timeout, extra)
   if (command !== 'upgrade' && command !== 'status') usage(command === undefined ? 'no command' : `unknown command ${JSON.stringify(command)}`)

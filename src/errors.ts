@@ -105,7 +105,15 @@ const DESCRIPTIONS: Record<string, string> = {
   EAGAIN: 'the receiver is not keeping up at',
 }
 
-export function isHandoverError(err: unknown, code?: string): err is HandoverError {
+/**
+ * A code `isHandoverError()` accepts: any errno name, but an `ERR_` name only
+ * if handover has it, so a misspelled handover code fails to compile instead
+ * of never matching. Errno names cannot be listed (they vary by OS), and
+ * `(string & {})` in the constraint keeps editors completing HandoverErrorCode.
+ */
+export type CheckedCode<C extends string> = C extends `ERR_${string}` ? HandoverErrorCode : unknown
+
+export function isHandoverError<C extends HandoverErrorCode | (string & {})>(err: unknown, code?: C & CheckedCode<C>): err is HandoverError {
   return err instanceof HandoverError && (code === undefined || err.code === code)
 }
 

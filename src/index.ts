@@ -1,5 +1,5 @@
 export { Upgrader } from './upgrader.js'
-export type { UpgraderOptions, UpgradeResult, WaitOptions } from './upgrader.js'
+export type { UpgraderOptions, UpgradeOptions, UpgradeResult, WaitOptions } from './upgrader.js'
 export { Listener } from './listeners.js'
 export type { ListenOptions } from './activation.js'
 export { notify } from './systemd.js'

@@ -72,7 +72,7 @@ export class SocketTable {
   }
 
   /** With a `name`, the socket is found by that name first (see ListenOptions), by address after. */
-  listen(network: string, address: string, packet: boolean, name?: string): Listener {
+  listen(network: string, address: string | number, packet: boolean, name?: string): Listener {
     const spec = parseAddress(network, address, packet, this.cwd)
     const key = name === undefined ? spec.key : nameKey(name)
     let held = this.held.get(key)

@@ -35,6 +35,9 @@ export interface PosixAddon {
 
 let addon: unknown
 
+/** The platforms the published package carries a prebuilt addon for (see prepack in package.json). */
+const PREBUILT_PLATFORMS = ['linux-x64', 'win32-x64']
+
 /** Loads the addon on first use, so importing handover never fails on its own. */
 export function loadAddon<T = PosixAddon>(): T {
   if (addon === undefined) {
@@ -44,9 +47,14 @@ export function loadAddon<T = PosixAddon>(): T {
       const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown
       addon = nodeGypBuild(root)
     } catch (err) {
+      // The advice must work from the user's project, where handover is a
+      // dependency: its own npm scripts (build:native) do not exist there.
+      const why = String((err as Error)?.message ?? err).split('\n')[0]
       throw new HandoverError(
         'ERR_NATIVE_ADDON',
-        `handover's native addon could not be loaded from ${root} (run npm install, or npm run build:native)`,
+        `handover's native addon could not be loaded from ${root} (${why}). ` +
+          `Reinstall handover with a C++ toolchain present (npm rebuild handover), ` +
+          `or use a platform with a prebuilt addon: ${PREBUILT_PLATFORMS.join(', ')} (this is ${process.platform}-${process.arch})`,
         { cause: err },
       )
     }

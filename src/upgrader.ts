@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module'
 import { listenName, type ListenOptions } from './activation.js'
 import type { PlatformBackend } from './backend/types.js'
 import type { PacketNetwork, StreamNetwork } from './address.js'
@@ -18,6 +19,17 @@ export type { UpgraderOptions } from './options.js'
 export interface UpgradeResult {
   /** The pid of the new generation, which is now serving. */
   pid: number
+}
+
+export interface UpgradeOptions {
+  /** Aborting it kills the new process; upgrade() rejects with ERR_ABORTED. */
+  signal?: AbortSignal
+  /**
+   * In a new generation whose parent is still draining: milliseconds to wait
+   * for the parent to exit before starting the next one. Default 0: reject
+   * at once with ERR_PARENT_NOT_EXITED, as when the wait runs out.
+   */
+  waitForParent?: number
 }
 
 export interface WaitOptions {
@@ -56,6 +68,16 @@ export class Upgrader {
 
   static async create(options: UpgraderOptions = {}): Promise<Upgrader> {
     const resolved = resolveOptions(options)
+    if (inClusterWorker()) {
+      // Refused here, not at the first listen: there it would die with
+      // "bind EEXIST"/"bind EINVAL", which points nowhere near the cause.
+      throw new HandoverError(
+        'ERR_UNSUPPORTED',
+        'Upgrader.create() in a node:cluster worker (or pm2 cluster mode): the cluster primary owns the ' +
+          "workers' sockets, and handover cannot pass them on. For one pid on every core use `handover run -w N app.js`; " +
+          'or run one process without cluster (pm2: exec_mode fork)',
+      )
+    }
     claimGeneration('Upgrader.create()')
     const upgrader = Upgrader.assemble(await openGeneration(resolved.parentTimeout), resolved)
     if (resolved.controlSocket !== undefined) {
@@ -103,15 +125,16 @@ export class Upgrader {
   /**
    * A listening stream socket for `tcp`, `tcp4`, `tcp6` or `unix`: inherited
    * from the parent when it has one at the same address, bound afresh
-   * otherwise. Pass it to `server.listen(listener)`.
+   * otherwise. Pass it to `server.listen(listener)`. A bare port number
+   * means the network's wildcard, as `:port` does.
    */
-  listen(network: StreamNetwork, address: string, options?: ListenOptions): Listener {
+  listen(network: StreamNetwork, address: string | number, options?: ListenOptions): Listener {
     this.assertUsable('listen')
     return this.table.listen(network, address, false, listenName(options))
   }
 
   /** A bound datagram socket for `udp`, `udp4` or `udp6`. Pass it to `socket.bind(listener)`. */
-  listenPacket(network: PacketNetwork, address: string, options?: ListenOptions): Listener {
+  listenPacket(network: PacketNetwork, address: string | number, options?: ListenOptions): Listener {
     this.assertUsable('listenPacket')
     return this.table.listen(network, address, true, listenName(options))
   }
@@ -156,9 +179,13 @@ export class Upgrader {
    * has outlived the probation; exit() resolves at the same moment. On failure the new process has been
    * killed, this one keeps serving, and a later upgrade() may try again.
    */
-  upgrade(options: { signal?: AbortSignal } = {}): Promise<UpgradeResult> {
+  upgrade(options: UpgradeOptions = {}): Promise<UpgradeResult> {
     const invalid = invalidWaitOptions(options, false)
     if (invalid) return Promise.reject(invalid)
+    const waitMs = options?.waitForParent ?? 0
+    if (!(typeof waitMs === 'number' && waitMs >= 0 && waitMs <= MAX_TIMEOUT)) {
+      return Promise.reject(invalidOption('waitForParent', waitMs, `a number of ms from 0 to ${MAX_TIMEOUT}`))
+    }
     if (this.stopped) return Promise.reject(stoppedError())
     if (this.successor) {
       return Promise.reject(new HandoverError('ERR_ALREADY_UPGRADED', `already handed over to process ${this.successor.pid}`))
@@ -166,17 +193,29 @@ export class Upgrader {
     if (this.upgrading) return Promise.reject(new HandoverError('ERR_UPGRADE_IN_PROGRESS', 'an upgrade is already in progress'))
     if (!this.isReady) return Promise.reject(new HandoverError('ERR_NOT_READY', 'call ready() before upgrade()'))
     if (this.supervised) return this.askSupervisorToUpgrade()
-    if (this.parent && !this.parent.hasExited) {
-      return Promise.reject(new HandoverError(
-        'ERR_PARENT_NOT_EXITED',
-        `the previous process ${this.parent.parentPid} has not exited yet; await waitForParent() first`,
-      ))
-    }
+    // Default 0: a caller that did not ask to wait learns at once (today's
+    // behaviour, and what the control socket answers); a wait that can last a
+    // whole drain is the caller's choice, with a bound the caller picks.
+    const parent = this.parent && !this.parent.hasExited ? this.parent : undefined
+    if (parent && waitMs === 0) return Promise.reject(parentNotExited(parent))
     this.notifier.reloading()
     const { signal, release } = options.signal
       ? eitherSignal(this.stopController.signal, options.signal)
       : { signal: this.stopController.signal, release: () => {} }
-    this.upgrading = this.runUpgrade(signal).finally(() => {
+    // While waiting this counts as the upgrade in progress: a second
+    // upgrade() gets ERR_UPGRADE_IN_PROGRESS, stop() and the signal end the wait.
+    const run = async (): Promise<UpgradeResult> => {
+      if (parent) {
+        try {
+          await waitForExit(parent, waitMs, signal)
+        } catch (err) {
+          if (!this.stopped) this.notifier.upgradeFailed(err)
+          throw err
+        }
+      }
+      return this.runUpgrade(signal)
+    }
+    this.upgrading = run().finally(() => {
       release()
       this.upgrading = undefined
     })
@@ -299,6 +338,41 @@ export class Upgrader {
   }
 }
 
+/**
+ * A worker always has an IPC channel, so node:cluster is loaded only in a
+ * process that has one: most servers never pay for the import.
+ */
+function inClusterWorker(): boolean {
+  return typeof process.send === 'function' && (createRequire(import.meta.url)('node:cluster') as { isWorker: boolean }).isWorker
+}
+
+function parentNotExited(parent: ParentLink, waitedMs = 0): HandoverError {
+  const how = waitedMs > 0 ? `within ${waitedMs} ms` : 'yet; pass upgrade({ waitForParent: ms }), or await waitForParent() first'
+  return new HandoverError('ERR_PARENT_NOT_EXITED', `the previous process ${parent.parentPid} has not exited ${how}`)
+}
+
+/** Resolves when the parent exits; rejects when `ms` run out (ERR_PARENT_NOT_EXITED) or `signal` aborts (its reason). */
+function waitForExit(parent: ParentLink, ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  parent.ref()
+  return new Promise<void>((resolve, reject) => {
+    let done = false
+    const finish = (settle: () => void): void => {
+      // Once: the parent may exit after the timer or the abort has settled this.
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      signal.removeEventListener('abort', onAbort)
+      parent.unref()
+      settle()
+    }
+    const onAbort = (): void => finish(() => reject(signal.reason))
+    const timer = setTimeout(() => finish(() => reject(parentNotExited(parent, ms))), ms)
+    signal.addEventListener('abort', onAbort, { once: true })
+    void parent.exited.then(() => finish(resolve))
+  })
+}
+
 function stoppedError(): HandoverError {
   return new HandoverError('ERR_STOPPED', 'the upgrader was stopped')
 }
@@ -342,7 +416,11 @@ export function withDeadline<T>(promise: Promise<T>, options: WaitOptions, what:
   return new Promise<T>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined
     const onAbort = (): void => finish(() => reject(new HandoverError('ERR_ABORTED', `stopped waiting for ${what}`, { cause: signal?.reason })))
+    let done = false
     const finish = (settle: () => void): void => {
+      // Once: the parent may exit after the timer or the abort has settled this.
+      if (done) return
+      done = true
       clearTimeout(timer)
       signal?.removeEventListener('abort', onAbort)
       settle()

@@ -58,6 +58,33 @@ describe('address normalisation', () => {
   })
 })
 
+describe('a port number as the address', () => {
+  it('means the wildcard of the network, with the same key as `:port`', () => {
+    expect(parseAddress('tcp', 8080, false, '/').key).toBe(key('tcp', ':8080'))
+    expect(parseAddress('tcp', 8080, false, '/')).toMatchObject({ dualStack: true, port: 8080, requested: ':8080' })
+    expect(parseAddress('tcp4', 8080, false, '/').key).toBe('tcp4 0.0.0.0:8080')
+    expect(parseAddress('tcp6', 8080, false, '/').key).toBe('tcp6 [::]:8080')
+    expect(parseAddress('udp', 53, true, '/').key).toBe('udp [::]:53')
+    expect(parseAddress('tcp', 0, false, '/')).toMatchObject({ port: 0 })
+  })
+
+  it.each([
+    ['tcp', 65536],
+    ['tcp', -1],
+    ['tcp', 80.5],
+    ['tcp', Number.NaN],
+    ['tcp', Infinity],
+    ['unix', 8080],
+  ])('%s %s → ERR_INVALID_ADDRESS', (network, port) => {
+    expect(codeOf(() => parseAddress(network, port, false, '/'))).toBe('ERR_INVALID_ADDRESS')
+  })
+
+  it('says why a number was refused', () => {
+    expect(() => parseAddress('tcp', 70000, false, '/')).toThrow(/port must be a number from 0 to 65535/)
+    expect(() => parseAddress('unix', 8080, false, '/')).toThrow(/unix socket takes a path, not a port number/)
+  })
+})
+
 describe('bad addresses and networks', () => {
   it.each([
     ['tcp', 'nonsense'],
@@ -94,5 +121,12 @@ describe('bad addresses and networks', () => {
     expect(() => parseAddress('tcp', ':99999', false, '/')).toThrow(/port must be a number from 0 to 65535/)
     expect(() => parseAddress('tcp', '[::1', false, '/')).toThrow(/missing '\]'/)
     expect(() => parseAddress('tcp', 'nonsense', false, '/')).toThrow(/missing port/)
+  })
+
+  it('recognises a URL instead of calling it an unbracketed IPv6 address', () => {
+    for (const url of ['http://localhost:8080', 'https://127.0.0.1:443', 'tcp://:8080', 'HTTP://[::1]:80']) {
+      expect(() => parseAddress('tcp', url, false, '/'), url).toThrow(/a URL is not an address: write host:port, e.g\. localhost:8080/)
+      expect(codeOf(() => parseAddress('tcp', url, false, '/'))).toBe('ERR_INVALID_ADDRESS')
+    }
   })
 })

@@ -1,9 +1,10 @@
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { execFile } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { freePort, pidAt } from './helpers/clients.js'
-import { cli, raw } from './helpers/control.js'
+import { CLI, cli, raw } from './helpers/control.js'
 import { Fixture, isAlive, killAllFixtures, waitUntil } from './helpers/fixture.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'handover-control-'))
@@ -94,7 +95,8 @@ describe('control socket and the handover CLI', () => {
     for (const args of [[], ['upgrade'], ['reload', '--socket', ctl], ['upgrade', '--socket', ctl, '--timeout', 'soon'], ['status', '--socket', ctl, '--timeout', '0'], ['upgrade', '--socket', ctl, '--bogus']]) {
       const r = await cli(...args)
       expect(r.status, args.join(' ')).toBe(2)
-      expect(r.stderr).toMatch(/^handover: .*\nusage: handover upgrade/)
+      // The usage lists `handover run` first, then upgrade and status.
+      expect(r.stderr).toMatch(/^handover: .*\nusage: handover run .*\n\s+handover upgrade/)
     }
     expect(await cli('upgrade', '--socket', join(dir, 'missing.ctl'))).toMatchObject({ status: 1, answer: { ok: false, code: 'ENOENT' } })
     // Nothing above upgraded anything.
@@ -112,5 +114,29 @@ describe('control socket and the handover CLI', () => {
 
     const abstract = await Fixture.start({ FIXTURE_CONTROL_SOCKET: '@handover-ctl' }, { waitFor: 'create-failed' })
     expect(abstract.events.find((e) => e.event === 'create-failed')).toMatchObject({ code: 'ERR_INVALID_OPTION' })
+  })
+
+  it('--version prints the package version; --pid-file is refused with a pointer to --socket; a directory or a file is named as not a socket', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+    for (const flag of ['--version', '-v']) {
+      const out = await new Promise<{ code: number; stdout: string }>((resolve) =>
+        execFile(process.execPath, [CLI, flag], (err, stdout) => resolve({ code: err ? Number(err.code) : 0, stdout })))
+      expect(out).toEqual({ code: 0, stdout: `${version}\n` })
+    }
+
+    const pidFile = await cli('status', '--pid-file', join(dir, 'app.pid'))
+    expect(pidFile.status).toBe(2)
+    expect(pidFile.stderr).toMatch(/^handover: --pid-file is not supported: .*controlSocket option and pass that path as --socket/)
+
+    const directory = join(dir, 'a-directory')
+    mkdirSync(directory)
+    expect(await cli('status', '--socket', directory)).toMatchObject({
+      status: 1, answer: { ok: false, code: 'ENOTSOCK', message: `cannot reach ${directory}: ${directory} is a directory, not a control socket` },
+    })
+    const file = join(dir, 'a-file')
+    writeFileSync(file, '')
+    expect(await cli('upgrade', '--socket', file)).toMatchObject({
+      status: 1, answer: { ok: false, code: 'ENOTSOCK', message: `cannot reach ${file}: ${file} is not a socket` },
+    })
   })
 })

@@ -120,6 +120,17 @@ describe('fresh binds round-trip real connections', () => {
     server.close()
   })
 
+  it('a port number listens on the dual-stack wildcard, the same socket as `:port`', async () => {
+    const port = await freePort()
+    const listener = upg.listen('tcp', port)
+    expect(listener).toMatchObject({ network: 'tcp', port })
+    // One socket, not EADDRINUSE: the number and the string name the same key.
+    expect(upg.listen('tcp', `:${port}`).address).toBe(listener.address)
+    await serve(listener)
+    expect(await fetchLine({ host: '127.0.0.1', port })).toMatch(/^hello from /)
+    if (hasIPv6) expect(await fetchLine({ host: '::1', port })).toMatch(/^hello from /)
+  })
+
   it('gives every listen() its own close-on-exec handle on the one socket', async () => {
     const port = await freePort()
     const a = upg.listen('tcp4', `127.0.0.1:${port}`)
@@ -142,6 +153,14 @@ describe('bad input gets a typed error', () => {
 
   it.each(['nonsense', ':99999', '[::1'])('a malformed address %j', (address) => {
     expect(thrown(() => upg.listen('tcp', address)).code).toBe('ERR_INVALID_ADDRESS')
+  })
+
+  it.each([70000, 1.5, -1])('a bad port number %s', (port) => {
+    expect(thrown(() => upg.listen('tcp', port)).code).toBe('ERR_INVALID_ADDRESS')
+  })
+
+  it('a port number for a unix socket', () => {
+    expect(thrown(() => upg.listen('unix', 8080)).message).toMatch(/unix socket takes a path/)
   })
 
   it('a port in use keeps its errno code and names the address', async () => {

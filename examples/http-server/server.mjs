@@ -29,7 +29,10 @@ const upg = await Upgrader.create({ pidFile: process.env.PID_FILE || undefined }
 // Installed before anything slow: SIGHUP's default action would kill us.
 process.on('SIGHUP', () => {
   log('SIGHUP: upgrading')
-  upg.upgrade().then(
+  // A deploy while the previous generation still drains (a slow request)
+  // waits for it, up to the 30 s drain below and some, instead of failing
+  // with ERR_PARENT_NOT_EXITED after `kill -HUP` had already succeeded.
+  upg.upgrade({ waitForParent: 40_000 }).then(
     ({ pid }) => log(`upgrade succeeded: new pid ${pid}`),
     (err) => log(`upgrade failed: ${err.code}: ${err.message}`),
   )
@@ -66,8 +69,7 @@ const admin = process.env.ADMIN_PORT ? http.createServer(async (req, res) => {
   if (req.url !== '/upgrade') return reply(404, 'POST /upgrade or POST /stop')
   try {
     // A new generation can upgrade only once its parent has gone.
-    await upg.waitForParent({ timeout: 30_000 })
-    const { pid } = await upg.upgrade()
+    const { pid } = await upg.upgrade({ waitForParent: 40_000 })
     reply(200, `upgraded: new pid ${pid}`)
   } catch (err) {
     reply(409, `upgrade failed: ${err.code}: ${err.message}`)
