@@ -71,7 +71,7 @@ describe('handover stop', () => {
     for (const args of [[], ['--pid', '0'], ['--pid', '1'], ['--pid', '-5'], ['--pid', 'abc'], ['--pid', String(process.pid), '--timeout', 'soon'], ['--pid', '123', 'extra']]) {
       const r = await stop(...args)
       expect(r.status, args.join(' ')).toBe(2)
-      expect(r.stderr, args.join(' ')).toMatch(/^handover: [^]*\nusage: handover upgrade/)
+      expect(r.stderr, args.join(' ')).toMatch(/^handover: [^]*\nusage: handover [^]*handover stop --pid PID/)
     }
   })
 })
