@@ -206,7 +206,7 @@ describe('the packed tarball', () => {
       'dist/index.d.ts',
       'native/posix/sockets.cc',
       'native/win/sockets.cc',
-      'native/napi_util.h',
+      'native/addon.h',
       'binding.gyp',
       'package.json',
       'README.md',
