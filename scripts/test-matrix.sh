@@ -47,7 +47,7 @@ for version in ${MATRIX_NODES:-system 22.x 24.x}; do
   if ! PATH="$bin:$PATH" node -e '
     const gyp = require("node-gyp-build")
     const fs = require("fs")
-    const files = [gyp.path("."), "prebuilds/linux-x64/handover.node"].filter((f, i) => i === 0 || fs.existsSync(f))
+    const files = [gyp.path("."), "prebuilds/linux-x64/handover.glibc.node"].filter((f, i) => i === 0 || fs.existsSync(f))
     for (const file of files) {
       const addon = require(require("path").resolve(file))
       if (typeof addon.bindInet !== "function") throw new Error(`${file}: no bindInet`)
