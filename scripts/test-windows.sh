@@ -74,11 +74,17 @@ cleanup() {
   rm -rf "$stage"
 }
 trap cleanup EXIT
+# On a fresh machine the cache does not exist yet: Wine makes the prefix
+# itself, but not its parent.
+mkdir -p "$cache"
 if [ ! -f "$WINEPREFIX/.handover-win10" ]; then
   echo "test:windows: creating a Wine prefix (about 10 s, once)"
-  wineboot -i >"$out/wineboot.log" 2>&1
   # Wine reports Windows 7 by default, and node.exe refuses to start on it.
-  wine winecfg -v win10 >>"$out/wineboot.log" 2>&1
+  if ! { wineboot -i && wine winecfg -v win10; } >"$out/wineboot.log" 2>&1; then
+    echo "test:windows: could not create the Wine prefix $WINEPREFIX:"
+    tail -20 "$out/wineboot.log"
+    finish 0 1
+  fi
   touch "$WINEPREFIX/.handover-win10"
 fi
 wineserver -p 600
