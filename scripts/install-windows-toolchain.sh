@@ -11,8 +11,8 @@ command -v x86_64-w64-mingw32-dlltool >/dev/null || missing+=(binutils-mingw-w64
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "installing ${missing[*]} (about 20 s)"
-apt=(apt-get)
-[ "$(id -u)" -ne 0 ] && apt=(sudo -n apt-get)
+apt=(apt-get -o DPkg::Lock::Timeout=300)
+[ "$(id -u)" -ne 0 ] && apt=(sudo -n "${apt[@]}")
 export DEBIAN_FRONTEND=noninteractive
 "${apt[@]}" install -y "${missing[@]}" >/dev/null && exit 0
 # A fresh image may have no package lists yet.

@@ -3,7 +3,8 @@
 #
 # Needs the Debian packages g++-mingw-w64-x86-64-posix and
 # binutils-mingw-w64-x86-64 (the posix-thread compiler: the win32-thread one
-# lacks std::mutex), and node-api-headers from devDependencies. node.exe
+# lacks std::mutex), node-api-headers from devDependencies and node-addon-api
+# (no C++ exceptions, as in binding.gyp). node.exe
 # itself is not needed: the import library comes from node-api-headers' def
 # file. Works in build-win32/, never in build/, which node-gyp owns.
 set -euo pipefail
@@ -42,9 +43,9 @@ mkdir -p "$work" "$out"
 
 # Static runtime, so the addon imports nothing but node.exe, KERNEL32,
 # msvcrt and WS2_32; -s strips it to about 200 KB.
-"$CXX" -std=c++17 -O2 -Wall -Wextra -Werror -shared \
-  -DNAPI_VERSION=8 -DNODE_GYP_MODULE_NAME=handover -D_WIN32_WINNT=0x0A00 \
-  -I"$headers/include" \
+"$CXX" -std=c++17 -O2 -Wall -Wextra -Werror -shared -fno-exceptions \
+  -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_CPP_EXCEPTIONS -DNODE_GYP_MODULE_NAME=handover -D_WIN32_WINNT=0x0A00 \
+  -I"$headers/include" -Inode_modules/node-addon-api \
   native/win/sockets.cc \
   -o "$work/handover.node" \
   -L"$work" -lnode -static -static-libgcc -static-libstdc++ -s -lws2_32

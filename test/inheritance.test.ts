@@ -89,7 +89,7 @@ describe('a garbage inheritance gets ERR_BAD_INHERITANCE', () => {
     const port = await freePort()
     const udp = dgram.createSocket('udp4')
     await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve))
-    const udpFd = (udp as unknown as { _handle: { fd: number } })._handle.fd
+    const udpFd = dgramFd(udp)
     const key = `tcp4 127.0.0.1:${port}`
     const { events, exitCode } = await runWithInheritance(
       { HANDOVER_CONTROL: '3', FIXTURE_NETWORK: 'tcp4', FIXTURE_ADDRESS: `127.0.0.1:${port}` },
@@ -102,3 +102,12 @@ describe('a garbage inheritance gets ERR_BAD_INHERITANCE', () => {
     expect(exitCode).toBe(4)
   })
 })
+
+/** A bound dgram socket's fd, from Node's internals: Node 26 has no `_handle` on it, only its state symbol's. */
+function dgramFd(socket: dgram.Socket): number {
+  const internals = socket as unknown as Record<string | symbol, { fd?: number; handle?: { fd?: number } } | undefined>
+  const state = Object.getOwnPropertySymbols(socket).find((k) => k.description === 'state symbol')
+  const fd = (state && internals[state]?.handle?.fd) ?? internals._handle?.fd
+  if (typeof fd !== 'number') throw new Error('no fd found for the dgram socket')
+  return fd
+}

@@ -11,10 +11,12 @@
 // clean checkout packs: nothing stale from the checkout's dist/ or build/ can
 // reach the tarball.
 //
-// The tarball also carries the Windows prebuild, cross-built by prepack with
-// mingw-w64 (scripts/prebuild-win32.sh). A machine without mingw-w64 packs
-// without it (SKIP_WIN32_PREBUILD=1), and the Windows checks here are skipped,
-// loudly; .ci/run installs the toolchain first, so CI runs them.
+// The tarball also carries the Windows and linux-arm64 prebuilds, cross-built
+// by prepack with mingw-w64 (scripts/prebuild-win32.sh) and
+// g++-aarch64-linux-gnu (scripts/prebuild-linux-arm64.sh). A machine without
+// a cross-compiler packs without its prebuild (SKIP_WIN32_PREBUILD=1,
+// SKIP_ARM64_PREBUILD=1), and those checks here are skipped, loudly; .ci/run
+// installs both toolchains first, so CI runs them.
 import { execFile, execFileSync, spawn } from 'node:child_process'
 import { cpSync, existsSync, lstatSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -31,6 +33,10 @@ const ROOT = realpathSync(fileURLToPath(new URL('..', import.meta.url)))
 const PLATFORM = `${process.platform}-${process.arch}`
 const MAX_BUFFER = 64 * 1024 * 1024
 const WIN32_PREBUILD = 'prebuilds/win32-x64/handover.node'
+// Tagged glibc (prebuildify --tag-libc): node-gyp-build never picks them on musl.
+const LINUX_PREBUILDS = ['prebuilds/linux-arm64/handover.glibc.node', 'prebuilds/linux-x64/handover.glibc.node']
+/** The oldest glibc Node 20+ runs on: a Linux prebuild must need nothing newer. */
+const GLIBC_FLOOR = '2.28'
 
 const onPath = (tool: string): boolean => {
   try {
@@ -43,9 +49,12 @@ const onPath = (tool: string): boolean => {
 /** Whether prepack can cross-build the Windows prebuild here. */
 const CAN_BUILD_WIN32 = onPath('x86_64-w64-mingw32-g++-posix') && onPath('x86_64-w64-mingw32-dlltool')
 if (!CAN_BUILD_WIN32) console.warn('package.test: no mingw-w64 here: packing without the Windows prebuild, its checks SKIPPED')
+/** Whether prepack can cross-build the linux-arm64 prebuild here. */
+const CAN_BUILD_ARM64 = onPath('aarch64-linux-gnu-g++')
+if (!CAN_BUILD_ARM64) console.warn('package.test: no aarch64 cross-compiler here: packing without the linux-arm64 prebuild, its checks SKIPPED')
 
 /** Top-level entries of the checkout that are build output, VCS data or installed deps. */
-const NOT_STAGED = new Set(['.git', 'node_modules', 'build', 'build-win32', 'dist', 'prebuilds'])
+const NOT_STAGED = new Set(['.git', 'node_modules', 'build', 'build-win32', 'build-linux-arm64', 'dist', 'prebuilds'])
 
 /**
  * The environment for a nested npm: without what an outer `npm run`/`npx`
@@ -165,7 +174,11 @@ beforeAll(async () => {
   const packDir = temp('handover-pack-')
   const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', packDir], {
     cwd: stage,
-    env: CAN_BUILD_WIN32 ? npmEnv() : { ...npmEnv(), SKIP_WIN32_PREBUILD: '1' },
+    env: {
+      ...npmEnv(),
+      ...(CAN_BUILD_WIN32 ? {} : { SKIP_WIN32_PREBUILD: '1' }),
+      ...(CAN_BUILD_ARM64 ? {} : { SKIP_ARM64_PREBUILD: '1' }),
+    },
     maxBuffer: MAX_BUFFER,
   })
   packInfo = parsePackJson(stdout)
@@ -235,19 +248,17 @@ describe('the packed tarball', () => {
       'dist/index.d.ts',
       'native/posix/sockets.cc',
       'native/win/sockets.cc',
-      'native/napi_util.h',
+      'native/addon.h',
       'binding.gyp',
       'package.json',
       'README.md',
     ]) {
       expect(tarballFiles, file).toContain(file)
     }
-    const prebuilds = tarballFiles.filter((f) => f.startsWith(`prebuilds/${PLATFORM}/`) && f.endsWith('.node'))
-    expect(prebuilds).toHaveLength(1)
-    const win32 = tarballFiles.filter((f) => f.startsWith('prebuilds/win32-x64/'))
-    expect(win32).toEqual(CAN_BUILD_WIN32 ? [WIN32_PREBUILD] : [])
-    // The only binaries are the prebuilds.
-    expect(tarballFiles.filter((f) => f.endsWith('.node'))).toEqual([...prebuilds, ...win32].sort())
+    // linux-x64, linux-arm64 and win32-x64, and no other binary.
+    const expected = [...LINUX_PREBUILDS.filter((f) => CAN_BUILD_ARM64 || !f.includes('arm64')), ...(CAN_BUILD_WIN32 ? [WIN32_PREBUILD] : [])]
+    expect(tarballFiles.filter((f) => f.startsWith('prebuilds/'))).toEqual(expected.sort())
+    expect(tarballFiles.filter((f) => f.endsWith('.node'))).toEqual(expected.sort())
 
     const leaked = tarballFiles.filter((f) => /^(test|src|build|node_modules)\//.test(f) || f.endsWith('.tgz'))
     expect(leaked).toEqual([])
@@ -266,6 +277,24 @@ describe('the packed tarball', () => {
     const { stdout: headers } = await run('x86_64-w64-mingw32-objdump', ['-p', path], { maxBuffer: MAX_BUFFER })
     const imports = [...headers.matchAll(/DLL Name: (\S+)/g)].map((m) => m[1].toLowerCase()).sort()
     expect(imports).toEqual(['kernel32.dll', 'msvcrt.dll', 'node.exe', 'ws2_32.dll'])
+  })
+
+  it.each(LINUX_PREBUILDS.filter((f) => CAN_BUILD_ARM64 || !f.includes('arm64')))(`%s needs no glibc newer than ${GLIBC_FLOOR}`, async (file) => {
+    const path = join(installed, file)
+    const { stdout } = await run('objdump', ['-T', path], { maxBuffer: MAX_BUFFER })
+    const versions = [...new Set([...stdout.matchAll(/\bGLIBC_(\d+(?:\.\d+)*)/g)].map((m) => m[1]))]
+    expect(versions.length).toBeGreaterThan(0)
+    const newer = (a: string, b: string) => a.localeCompare(b, 'en', { numeric: true }) > 0
+    const highest = versions.reduce((a, b) => (newer(b, a) ? b : a))
+    expect(newer(highest, GLIBC_FLOOR), `${file} needs GLIBC_${highest}`).toBe(false)
+  })
+
+  it('node-gyp-build hands the glibc prebuild to glibc, and nothing to musl', async () => {
+    const script = `process.stdout.write(require('node-gyp-build').path(${JSON.stringify(installed)}))`
+    const glibc = await run(process.execPath, ['-e', script], { cwd: appDir })
+    expect(glibc.stdout).toBe(join(installed, 'prebuilds', 'linux-x64', 'handover.glibc.node'))
+    // What node-gyp-build decides on Alpine (it reads LIBC before looking for /etc/alpine-release).
+    await expect(run(process.execPath, ['-e', script], { cwd: appDir, env: { ...process.env, LIBC: 'musl' } })).rejects.toThrow(/No native build was found/)
   })
 
   it('installs without compiling, and loads its addon from the prebuild', () => {

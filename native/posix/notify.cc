@@ -4,19 +4,10 @@
 // and the send never blocks the event loop: a manager that is not reading
 // is reported (EAGAIN), not waited for.
 
-#include "notify.h"
-
-#include <errno.h>
 #include <stddef.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <sys/un.h>
-#include <unistd.h>
 
-#include <string>
-
-#include "../napi_util.h"
-#include "socket_util.h"
+#include "../addon.h"  // and the socket headers
 
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0  // macOS: no SIGPIPE on datagram sockets anyway
@@ -65,26 +56,20 @@ int SendNotify(const std::string& path, bool abstract, const std::string& messag
   return 0;
 }
 
+}  // namespace
+
 // sdNotify(path, abstract, message): sends message as one datagram.
-napi_value SdNotifyJs(napi_env env, napi_callback_info info) {
-  Args a;
+Napi::Value SdNotifyJs(const Napi::CallbackInfo& info) {
   std::string path, message;
   bool abstract;
-  if (!a.Read(env, info) || a.count < 3 || !GetString(env, a.values[0], &path) ||
-      !GetBool(env, a.values[1], &abstract) || !GetString(env, a.values[2], &message)) {
-    return ThrowTypeError(env, "sdNotify(path, abstract, message)");
+  if (!Get(info, 0, &path) || !Get(info, 1, &abstract) || !Get(info, 2, &message)) {
+    return ThrowTypeError(info.Env(), "sdNotify(path, abstract, message)");
   }
   const char* syscall = "sendto";
   if (SendNotify(path, abstract, message, &syscall) == -1) {
-    return ThrowSystemError(env, syscall, errno);
+    return ThrowSystemError(info.Env(), syscall, errno);
   }
-  return nullptr;
-}
-
-}  // namespace
-
-void ExportNotify(napi_env env, napi_value exports) {
-  Export(env, exports, "sdNotify", SdNotifyJs);
+  return Napi::Value();
 }
 
 }  // namespace handover

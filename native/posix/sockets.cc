@@ -4,24 +4,11 @@
 // in the forked child; clearing FD_CLOEXEC here would leak every listener
 // into every other process the application spawns.
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <stddef.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <unistd.h>
 
-#include <string>
-
-#include "../inet_util.h"
-#include "../napi_util.h"
-#include "notify.h"
-#include "supervise.h"
-#include "socket_util.h"
+#include "../addon.h"  // and the socket headers
 
 namespace handover {
 namespace {
@@ -39,28 +26,11 @@ int Fail(int fd) {
 
 int BindInet(int kind, int family, const std::string& ip, int port, bool v6only, int backlog) {
   sockaddr_storage storage;
-  memset(&storage, 0, sizeof(storage));
-  socklen_t len;
-  if (family == 4) {
-    auto* sin = reinterpret_cast<sockaddr_in*>(&storage);
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(static_cast<uint16_t>(port));
-    if (inet_pton(AF_INET, ip.c_str(), &sin->sin_addr) != 1) {
-      errno = EINVAL;
-      return -1;
-    }
-    len = sizeof(sockaddr_in);
-  } else {
-    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&storage);
-    sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons(static_cast<uint16_t>(port));
-    if (inet_pton(AF_INET6, ip.c_str(), &sin6->sin6_addr) != 1) {
-      errno = EINVAL;
-      return -1;
-    }
-    len = sizeof(sockaddr_in6);
+  socklen_t len = InetAddress(family, ip, port, &storage);
+  if (len == 0) {
+    errno = EINVAL;
+    return -1;
   }
-
   int fd = NewSocket(storage.ss_family, kind == kStream ? SOCK_STREAM : SOCK_DGRAM);
   if (fd < 0) return -1;
   int one = 1;
@@ -75,6 +45,21 @@ int BindInet(int kind, int family, const std::string& ip, int port, bool v6only,
   if (bind(fd, reinterpret_cast<sockaddr*>(&storage), len) == -1) return Fail(fd);
   if (kind == kStream && listen(fd, backlog) == -1) return Fail(fd);
   return fd;
+}
+
+// 1: path is a socket file (not followed if a symlink); 0: something else;
+// -1: error. On glibc through statx (2.28): stat, lstat and fstat need
+// GLIBC_2.33 when built against glibc >= 2.33, and Node runs on 2.28.
+int IsSocketFile(const std::string& path) {
+#ifdef __GLIBC__
+  struct statx st;
+  if (statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, STATX_TYPE, &st) == -1) return -1;
+  return S_ISSOCK(st.stx_mode) ? 1 : 0;
+#else
+  struct stat st;
+  if (lstat(path.c_str(), &st) == -1) return -1;
+  return S_ISSOCK(st.st_mode) ? 1 : 0;
+#endif
 }
 
 // 0: nothing accepts connections at addr; 1: something does; -1: error.
@@ -113,10 +98,9 @@ int BindUnix(const std::string& path, bool abstract, int backlog) {
     if (errno != EADDRINUSE || abstract) return Fail(fd);
     // A file is in the way. Replace it only if it is a socket nobody
     // listens on: the leftover of a process that died without stop().
-    struct stat st;
-    if (lstat(path.c_str(), &st) == -1) return Fail(fd);
-    if (!S_ISSOCK(st.st_mode)) {
-      errno = EEXIST;
+    int socket_file = IsSocketFile(path);
+    if (socket_file != 1) {
+      if (socket_file == 0) errno = EEXIST;
       return Fail(fd);
     }
     int listens = SomethingListens(addr, len);
@@ -138,83 +122,69 @@ int BindUnix(const std::string& path, bool abstract, int backlog) {
 }
 
 // bindInet(kind, family, ip, port, v6only, backlog) -> fd
-napi_value BindInetJs(napi_env env, napi_callback_info info) {
-  Args a;
+Napi::Value BindInetJs(const Napi::CallbackInfo& info) {
   int kind, family, port, backlog;
   bool v6only;
   std::string ip;
-  if (!a.Read(env, info) || a.count < 6 || !GetInt(env, a.values[0], &kind) ||
-      !GetInt(env, a.values[1], &family) || !GetString(env, a.values[2], &ip) ||
-      !GetInt(env, a.values[3], &port) || !GetBool(env, a.values[4], &v6only) ||
-      !GetInt(env, a.values[5], &backlog) || (kind != kStream && kind != kDgram) ||
+  if (!Get(info, 0, &kind) || !Get(info, 1, &family) || !Get(info, 2, &ip) || !Get(info, 3, &port) ||
+      !Get(info, 4, &v6only) || !Get(info, 5, &backlog) || (kind != kStream && kind != kDgram) ||
       (family != 4 && family != 6) || port < 0 || port > 65535) {
-    return ThrowTypeError(env, "bindInet(kind, family, ip, port, v6only, backlog)");
+    return ThrowTypeError(info.Env(), "bindInet(kind, family, ip, port, v6only, backlog)");
   }
   int fd = BindInet(kind, family, ip, port, v6only, backlog);
-  if (fd < 0) return ThrowSystemError(env, kind == kStream ? "listen" : "bind", errno);
-  return MakeInt(env, fd);
+  if (fd < 0) return ThrowSystemError(info.Env(), kind == kStream ? "listen" : "bind", errno);
+  return Napi::Number::New(info.Env(), fd);
 }
 
 // bindUnix(path, abstract, backlog) -> fd
-napi_value BindUnixJs(napi_env env, napi_callback_info info) {
-  Args a;
+Napi::Value BindUnixJs(const Napi::CallbackInfo& info) {
   std::string path;
   bool abstract;
   int backlog;
-  if (!a.Read(env, info) || a.count < 3 || !GetString(env, a.values[0], &path) ||
-      !GetBool(env, a.values[1], &abstract) || !GetInt(env, a.values[2], &backlog)) {
-    return ThrowTypeError(env, "bindUnix(path, abstract, backlog)");
+  if (!Get(info, 0, &path) || !Get(info, 1, &abstract) || !Get(info, 2, &backlog)) {
+    return ThrowTypeError(info.Env(), "bindUnix(path, abstract, backlog)");
   }
   int fd = BindUnix(path, abstract, backlog);
-  if (fd < 0) return ThrowSystemError(env, "listen", errno);
-  return MakeInt(env, fd);
+  if (fd < 0) return ThrowSystemError(info.Env(), "listen", errno);
+  return Napi::Number::New(info.Env(), fd);
 }
 
 // duplicate(fd) -> a new close-on-exec fd for the same socket
-napi_value DuplicateJs(napi_env env, napi_callback_info info) {
-  Args a;
+Napi::Value DuplicateJs(const Napi::CallbackInfo& info) {
   int fd;
-  if (!a.Read(env, info) || a.count < 1 || !GetInt(env, a.values[0], &fd)) {
-    return ThrowTypeError(env, "duplicate(fd)");
-  }
+  if (!Get(info, 0, &fd)) return ThrowTypeError(info.Env(), "duplicate(fd)");
   int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-  if (copy < 0) return ThrowSystemError(env, "dup", errno);
-  return MakeInt(env, copy);
+  if (copy < 0) return ThrowSystemError(info.Env(), "dup", errno);
+  return Napi::Number::New(info.Env(), copy);
 }
 
 // libuv's posix_spawn path on macOS clears O_NONBLOCK on every fd it passes,
 // in the parent; the open file description is shared, so the old process's
 // own listener turns blocking. This puts the flag back.
-napi_value SetNonBlockingJs(napi_env env, napi_callback_info info) {
-  Args a;
+Napi::Value SetNonBlockingJs(const Napi::CallbackInfo& info) {
   int fd;
-  if (!a.Read(env, info) || a.count < 1 || !GetInt(env, a.values[0], &fd)) {
-    return ThrowTypeError(env, "setNonBlocking(fd)");
-  }
+  if (!Get(info, 0, &fd)) return ThrowTypeError(info.Env(), "setNonBlocking(fd)");
   int flags = fcntl(fd, F_GETFL);
   if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1) {
-    return ThrowSystemError(env, "fcntl", errno);
+    return ThrowSystemError(info.Env(), "fcntl", errno);
   }
-  return nullptr;
+  return Napi::Value();
 }
 
 // inspect(fd) -> { family, type, listening, address?, port?, path?, abstract?, v6only? }
-napi_value InspectJs(napi_env env, napi_callback_info info) {
-  Args a;
+Napi::Value InspectJs(const Napi::CallbackInfo& info) {
   int fd;
-  if (!a.Read(env, info) || a.count < 1 || !GetInt(env, a.values[0], &fd)) {
-    return ThrowTypeError(env, "inspect(fd)");
-  }
+  if (!Get(info, 0, &fd)) return ThrowTypeError(info.Env(), "inspect(fd)");
   int type = 0;
   socklen_t optlen = sizeof(type);
   if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &optlen) == -1) {
-    return ThrowSystemError(env, "getsockopt", errno);
+    return ThrowSystemError(info.Env(), "getsockopt", errno);
   }
   sockaddr_storage storage;
   socklen_t len = sizeof(storage);
   memset(&storage, 0, sizeof(storage));
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &len) == -1) {
-    return ThrowSystemError(env, "getsockname", errno);
+    return ThrowSystemError(info.Env(), "getsockname", errno);
   }
   int accepting = 0;
   optlen = sizeof(accepting);
@@ -222,45 +192,46 @@ napi_value InspectJs(napi_env env, napi_callback_info info) {
   if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &optlen) == -1) accepting = 0;
 #endif
 
-  napi_value out;
-  napi_create_object(env, &out);
-  SetString(env, out, "type",
-            type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "dgram"
-                                           : type == SOCK_SEQPACKET ? "seqpacket" : "other");
-  SetBool(env, out, "listening", accepting != 0);
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("type", type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "dgram"
+                                     : type == SOCK_SEQPACKET ? "seqpacket" : "other");
+  out.Set("listening", accepting != 0);
   int v6only = 0;
   if (storage.ss_family == AF_INET6) {
     optlen = sizeof(v6only);
     getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &optlen);
   }
-  if (SetInetAddress(env, out, storage, v6only != 0)) return out;
+  if (SetInetAddress(out, storage, v6only != 0)) return out;
   if (storage.ss_family == AF_UNIX) {
     auto* sun = reinterpret_cast<sockaddr_un*>(&storage);
     size_t n = len > offsetof(sockaddr_un, sun_path) ? len - offsetof(sockaddr_un, sun_path) : 0;
     bool abstract = n > 0 && sun->sun_path[0] == '\0';
     std::string name = abstract ? std::string(sun->sun_path + 1, n - 1)
                                 : std::string(sun->sun_path, strnlen(sun->sun_path, n));
-    SetString(env, out, "family", "unix");
-    SetString(env, out, "path", name);
-    SetBool(env, out, "abstract", abstract);
+    out.Set("family", "unix");
+    out.Set("path", name);
+    out.Set("abstract", abstract);
   } else {
-    SetString(env, out, "family", "other");
+    out.Set("family", "other");
   }
   return out;
 }
 
-napi_value Init(napi_env env, napi_value exports) {
-  Export(env, exports, "bindInet", BindInetJs);
-  Export(env, exports, "bindUnix", BindUnixJs);
-  Export(env, exports, "duplicate", DuplicateJs);
-  Export(env, exports, "inspect", InspectJs);
-  Export(env, exports, "setNonBlocking", SetNonBlockingJs);
-  ExportNotify(env, exports);
-  ExportSupervise(env, exports);
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("bindInet", Napi::Function::New(env, BindInetJs, "bindInet"));
+  exports.Set("bindUnix", Napi::Function::New(env, BindUnixJs, "bindUnix"));
+  exports.Set("duplicate", Napi::Function::New(env, DuplicateJs, "duplicate"));
+  exports.Set("inspect", Napi::Function::New(env, InspectJs, "inspect"));
+  exports.Set("setNonBlocking", Napi::Function::New(env, SetNonBlockingJs, "setNonBlocking"));
+  exports.Set("sdNotify", Napi::Function::New(env, SdNotifyJs, "sdNotify"));
+  exports.Set("passFd", Napi::Function::New(env, PassFdJs, "passFd"));
+  exports.Set("askForFd", Napi::Function::New(env, AskForFdJs, "askForFd"));
+  exports.Set("reapPid", Napi::Function::New(env, ReapPidJs, "reapPid"));
   return exports;
 }
 
 }  // namespace
 }  // namespace handover
 
-NAPI_MODULE(NODE_GYP_MODULE_NAME, handover::Init)
+using handover::Init;
+NODE_API_MODULE(NODE_GYP_MODULE_NAME, Init)

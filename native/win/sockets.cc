@@ -10,17 +10,7 @@
 // Errors carry the Winsock error number as `errno`; src/backend/win.ts gives
 // them their E-name.
 
-#include <winsock2.h>
-#include <ws2tcpip.h>
-#include <windows.h>
-
-#include <stdint.h>
-#include <string.h>
-
-#include <string>
-
-#include "../inet_util.h"
-#include "../napi_util.h"
+#include "../addon.h"  // and winsock2.h, ws2tcpip.h, windows.h
 
 namespace handover {
 namespace {
@@ -28,30 +18,19 @@ namespace {
 constexpr DWORD kSocketFlags = WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT;
 
 // SOCKET values are kernel handles: small, and well inside a double's range.
-bool GetSocket(napi_env env, napi_value v, SOCKET* out) {
-  napi_valuetype type;
-  int64_t n;
-  if (napi_typeof(env, v, &type) != napi_ok || type != napi_number ||
-      napi_get_value_int64(env, v, &n) != napi_ok || n <= 0 || n > (int64_t{1} << 52)) {
-    return false;
-  }
+bool GetSocket(const Napi::CallbackInfo& info, size_t i, SOCKET* out) {
+  if (!info[i].IsNumber()) return false;
+  int64_t n = info[i].As<Napi::Number>().Int64Value();
+  if (n <= 0 || n > (int64_t{1} << 52)) return false;
   *out = static_cast<SOCKET>(n);
   return true;
 }
 
-// The one argument of duplicate(), close() and inspect().
-bool ReadSocketArg(napi_env env, napi_callback_info info, SOCKET* out) {
-  Args a;
-  return a.Read(env, info) && a.count >= 1 && GetSocket(env, a.values[0], out);
+Napi::Value MakeSocket(Napi::Env env, SOCKET s) {
+  return Napi::Number::New(env, static_cast<double>(static_cast<int64_t>(s)));
 }
 
-napi_value MakeSocket(napi_env env, SOCKET s) {
-  napi_value result;
-  napi_create_int64(env, static_cast<int64_t>(s), &result);
-  return result;
-}
-
-napi_value ThrowWsa(napi_env env, const char* syscall) {
+Napi::Value ThrowWsa(Napi::Env env, const char* syscall) {
   return ThrowSystemError(env, syscall, WSAGetLastError());
 }
 
@@ -71,26 +50,10 @@ SOCKET Fail(SOCKET s) {
 // Windows Server 2003 other accounts cannot take the port over.
 SOCKET BindTcp(int family, const std::string& ip, int port, bool v6only, int backlog) {
   sockaddr_storage storage;
-  memset(&storage, 0, sizeof(storage));
-  int len;
-  if (family == 4) {
-    auto* sin = reinterpret_cast<sockaddr_in*>(&storage);
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(static_cast<u_short>(port));
-    if (inet_pton(AF_INET, ip.c_str(), &sin->sin_addr) != 1) {
-      WSASetLastError(WSAEINVAL);
-      return INVALID_SOCKET;
-    }
-    len = sizeof(sockaddr_in);
-  } else {
-    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&storage);
-    sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons(static_cast<u_short>(port));
-    if (inet_pton(AF_INET6, ip.c_str(), &sin6->sin6_addr) != 1) {
-      WSASetLastError(WSAEINVAL);
-      return INVALID_SOCKET;
-    }
-    len = sizeof(sockaddr_in6);
+  int len = InetAddress(family, ip, port, &storage);
+  if (len == 0) {
+    WSASetLastError(WSAEINVAL);
+    return INVALID_SOCKET;
   }
   SOCKET s = WSASocketW(storage.ss_family, SOCK_STREAM, IPPROTO_TCP, nullptr, 0, kSocketFlags);
   if (s == INVALID_SOCKET) return INVALID_SOCKET;
@@ -134,96 +97,82 @@ SOCKET Import(const WSAPROTOCOL_INFOW& info) {
 }
 
 // bindTcp(family, ip, port, v6only, backlog) -> SOCKET
-napi_value BindTcpJs(napi_env env, napi_callback_info info) {
-  Args a;
+Napi::Value BindTcpJs(const Napi::CallbackInfo& info) {
   int family, port, backlog;
   bool v6only;
   std::string ip;
-  if (!a.Read(env, info) || a.count < 5 || !GetInt(env, a.values[0], &family) ||
-      !GetString(env, a.values[1], &ip) || !GetInt(env, a.values[2], &port) ||
-      !GetBool(env, a.values[3], &v6only) || !GetInt(env, a.values[4], &backlog) ||
-      (family != 4 && family != 6) || port < 0 || port > 65535 || backlog < 1) {
-    return ThrowTypeError(env, "bindTcp(family, ip, port, v6only, backlog)");
+  if (!Get(info, 0, &family) || !Get(info, 1, &ip) || !Get(info, 2, &port) || !Get(info, 3, &v6only) ||
+      !Get(info, 4, &backlog) || (family != 4 && family != 6) || port < 0 || port > 65535 || backlog < 1) {
+    return ThrowTypeError(info.Env(), "bindTcp(family, ip, port, v6only, backlog)");
   }
   SOCKET s = BindTcp(family, ip, port, v6only, backlog);
-  if (s == INVALID_SOCKET) return ThrowWsa(env, "listen");
-  return MakeSocket(env, s);
+  if (s == INVALID_SOCKET) return ThrowWsa(info.Env(), "listen");
+  return MakeSocket(info.Env(), s);
 }
 
 // duplicateFor(socket, pid) -> Buffer with the WSAPROTOCOL_INFOW for pid
-napi_value DuplicateForJs(napi_env env, napi_callback_info info) {
-  Args a;
+Napi::Value DuplicateForJs(const Napi::CallbackInfo& info) {
   SOCKET s;
   int pid;
-  if (!a.Read(env, info) || a.count < 2 || !GetSocket(env, a.values[0], &s) ||
-      !GetInt(env, a.values[1], &pid) || pid <= 0) {
-    return ThrowTypeError(env, "duplicateFor(socket, pid)");
+  if (!GetSocket(info, 0, &s) || !Get(info, 1, &pid) || pid <= 0) {
+    return ThrowTypeError(info.Env(), "duplicateFor(socket, pid)");
   }
   WSAPROTOCOL_INFOW protocol;
   if (WSADuplicateSocketW(s, static_cast<DWORD>(pid), &protocol) != 0) {
-    return ThrowWsa(env, "WSADuplicateSocketW");
+    return ThrowWsa(info.Env(), "WSADuplicateSocketW");
   }
-  napi_value buffer;
-  void* data;
-  napi_create_buffer_copy(env, sizeof(protocol), &protocol, &data, &buffer);
-  return buffer;
+  return Napi::Buffer<uint8_t>::Copy(info.Env(), reinterpret_cast<const uint8_t*>(&protocol), sizeof(protocol));
 }
 
 // importSocket(buffer) -> SOCKET, validated as a listening inet stream socket
-napi_value ImportJs(napi_env env, napi_callback_info info) {
-  Args a;
-  bool is_buffer = false;
-  void* data = nullptr;
-  size_t length = 0;
-  if (!a.Read(env, info) || a.count < 1 || napi_is_buffer(env, a.values[0], &is_buffer) != napi_ok ||
-      !is_buffer || napi_get_buffer_info(env, a.values[0], &data, &length) != napi_ok) {
-    return ThrowTypeError(env, "importSocket(buffer)");
-  }
-  if (length != sizeof(WSAPROTOCOL_INFOW)) {
-    return ThrowSystemError(env, "WSASocketW", WSAEINVAL);
+Napi::Value ImportJs(const Napi::CallbackInfo& info) {
+  if (!info[0].IsBuffer()) return ThrowTypeError(info.Env(), "importSocket(buffer)");
+  auto buffer = info[0].As<Napi::Buffer<uint8_t>>();
+  if (buffer.Length() != sizeof(WSAPROTOCOL_INFOW)) {
+    return ThrowSystemError(info.Env(), "WSASocketW", WSAEINVAL);
   }
   WSAPROTOCOL_INFOW protocol;
-  memcpy(&protocol, data, sizeof(protocol));
+  memcpy(&protocol, buffer.Data(), sizeof(protocol));
   SOCKET s = Import(protocol);
-  if (s == INVALID_SOCKET) return ThrowWsa(env, "WSASocketW");
-  return MakeSocket(env, s);
+  if (s == INVALID_SOCKET) return ThrowWsa(info.Env(), "WSASocketW");
+  return MakeSocket(info.Env(), s);
 }
 
 // duplicate(socket) -> a second, non-inheritable SOCKET in this process
-napi_value DuplicateJs(napi_env env, napi_callback_info info) {
+Napi::Value DuplicateJs(const Napi::CallbackInfo& info) {
   SOCKET s;
-  if (!ReadSocketArg(env, info, &s)) return ThrowTypeError(env, "duplicate(socket)");
+  if (!GetSocket(info, 0, &s)) return ThrowTypeError(info.Env(), "duplicate(socket)");
   WSAPROTOCOL_INFOW protocol;
   if (WSADuplicateSocketW(s, GetCurrentProcessId(), &protocol) != 0) {
-    return ThrowWsa(env, "WSADuplicateSocketW");
+    return ThrowWsa(info.Env(), "WSADuplicateSocketW");
   }
   SOCKET copy = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &protocol, 0, kSocketFlags);
-  if (copy == INVALID_SOCKET) return ThrowWsa(env, "WSASocketW");
-  return MakeSocket(env, copy);
+  if (copy == INVALID_SOCKET) return ThrowWsa(info.Env(), "WSASocketW");
+  return MakeSocket(info.Env(), copy);
 }
 
 // close(socket)
-napi_value CloseJs(napi_env env, napi_callback_info info) {
+Napi::Value CloseJs(const Napi::CallbackInfo& info) {
   SOCKET s;
-  if (!ReadSocketArg(env, info, &s)) return ThrowTypeError(env, "close(socket)");
-  if (closesocket(s) != 0) return ThrowWsa(env, "closesocket");
-  return nullptr;
+  if (!GetSocket(info, 0, &s)) return ThrowTypeError(info.Env(), "close(socket)");
+  if (closesocket(s) != 0) return ThrowWsa(info.Env(), "closesocket");
+  return Napi::Value();
 }
 
 // inspect(socket) -> { family, type, listening, address?, port?, v6only? }
-napi_value InspectJs(napi_env env, napi_callback_info info) {
+Napi::Value InspectJs(const Napi::CallbackInfo& info) {
   SOCKET s;
-  if (!ReadSocketArg(env, info, &s)) return ThrowTypeError(env, "inspect(socket)");
+  if (!GetSocket(info, 0, &s)) return ThrowTypeError(info.Env(), "inspect(socket)");
   int type = 0;
   int optlen = sizeof(type);
   if (getsockopt(s, SOL_SOCKET, SO_TYPE, reinterpret_cast<char*>(&type), &optlen) != 0) {
-    return ThrowWsa(env, "getsockopt");
+    return ThrowWsa(info.Env(), "getsockopt");
   }
   sockaddr_storage storage;
   memset(&storage, 0, sizeof(storage));
   int len = sizeof(storage);
   if (getsockname(s, reinterpret_cast<sockaddr*>(&storage), &len) != 0) {
-    return ThrowWsa(env, "getsockname");
+    return ThrowWsa(info.Env(), "getsockname");
   }
   BOOL accepting = FALSE;
   optlen = sizeof(accepting);
@@ -231,33 +180,36 @@ napi_value InspectJs(napi_env env, napi_callback_info info) {
     accepting = FALSE;
   }
 
-  napi_value out;
-  napi_create_object(env, &out);
-  SetString(env, out, "type", type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "dgram" : "other");
-  SetBool(env, out, "listening", accepting != FALSE);
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("type", type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "dgram" : "other");
+  out.Set("listening", accepting != FALSE);
   DWORD v6only = 0;
   if (storage.ss_family == AF_INET6) {
     optlen = sizeof(v6only);
     getsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<char*>(&v6only), &optlen);
   }
-  if (!SetInetAddress(env, out, storage, v6only != 0)) SetString(env, out, "family", "other");
+  if (!SetInetAddress(out, storage, v6only != 0)) out.Set("family", "other");
   return out;
 }
 
-napi_value Init(napi_env env, napi_value exports) {
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // Node has started Winsock already; this reference keeps it ours too.
   WSADATA data;
-  if (WSAStartup(MAKEWORD(2, 2), &data) != 0) return ThrowSystemError(env, "WSAStartup", WSAGetLastError());
-  Export(env, exports, "bindTcp", BindTcpJs);
-  Export(env, exports, "duplicateFor", DuplicateForJs);
-  Export(env, exports, "importSocket", ImportJs);
-  Export(env, exports, "duplicate", DuplicateJs);
-  Export(env, exports, "close", CloseJs);
-  Export(env, exports, "inspect", InspectJs);
+  if (WSAStartup(MAKEWORD(2, 2), &data) != 0) {
+    ThrowSystemError(env, "WSAStartup", WSAGetLastError());
+    return exports;
+  }
+  exports.Set("bindTcp", Napi::Function::New(env, BindTcpJs, "bindTcp"));
+  exports.Set("duplicateFor", Napi::Function::New(env, DuplicateForJs, "duplicateFor"));
+  exports.Set("importSocket", Napi::Function::New(env, ImportJs, "importSocket"));
+  exports.Set("duplicate", Napi::Function::New(env, DuplicateJs, "duplicate"));
+  exports.Set("close", Napi::Function::New(env, CloseJs, "close"));
+  exports.Set("inspect", Napi::Function::New(env, InspectJs, "inspect"));
   return exports;
 }
 
 }  // namespace
 }  // namespace handover
 
-NAPI_MODULE(NODE_GYP_MODULE_NAME, handover::Init)
+using handover::Init;
+NODE_API_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -135,10 +135,13 @@ export class Fixture {
   #waiters = []
   #buffer = ''
 
-  /** Inside Windows (node.exe running the test): stdout is a pipe between Windows processes. */
+  /**
+   * Inside Windows (node.exe running the test): stdout is a pipe between
+   * Windows processes. Also the arm64 lane's: `options.node` runs the fixture.
+   */
   static async start(env, options = {}) {
     const f = new Fixture()
-    f.process = spawn(process.execPath, [options.script ?? FIXTURE], {
+    f.process = spawn(options.node ?? process.execPath, [options.script ?? FIXTURE], {
       env: { ...process.env, FIXTURE_MAX_LIFETIME: '90000', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
