@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module'
 import { ActivatedSockets } from './activation.js'
 import { platformBackend } from './backend/index.js'
 import type { PlatformBackend } from './backend/types.js'
@@ -57,4 +58,14 @@ export function claimGeneration(owner: string): void {
 /** Who owns the generation, if anyone: `Upgrader.create()` or `handover/register`. */
 export function generationOwner(): string | undefined {
   return claimedBy
+}
+
+/**
+ * True in a node:cluster worker, where the primary owns the sockets and
+ * handover must stay out (see `handover run`). A worker always has an IPC
+ * channel, so node:cluster is loaded only in a process that has one: most
+ * servers never pay for the import.
+ */
+export function inClusterWorker(): boolean {
+  return typeof process.send === 'function' && (createRequire(import.meta.url)('node:cluster') as { isWorker: boolean }).isWorker
 }

@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module'
 import { listenName, type ListenOptions } from './activation.js'
 import type { PlatformBackend } from './backend/types.js'
 import type { PacketNetwork, StreamNetwork } from './address.js'
@@ -7,7 +6,7 @@ import type { ControlServer } from './control.js'
 import { HandoverError, invalidOption, MAX_TIMEOUT } from './errors.js'
 import { resolveOptions, type Resolved, type UpgraderOptions } from './options.js'
 import { Listener, SocketTable } from './listeners.js'
-import { claimGeneration, openGeneration, type Generation } from './generation.js'
+import { claimGeneration, inClusterWorker, openGeneration, type Generation } from './generation.js'
 import { releaseStartingSighup } from './protocol.js'
 import type { ParentLink } from './parent.js'
 import { removeOwnPidFile, writePidFile } from './pidfile.js'
@@ -338,13 +337,6 @@ export class Upgrader {
   }
 }
 
-/**
- * A worker always has an IPC channel, so node:cluster is loaded only in a
- * process that has one: most servers never pay for the import.
- */
-function inClusterWorker(): boolean {
-  return typeof process.send === 'function' && (createRequire(import.meta.url)('node:cluster') as { isWorker: boolean }).isWorker
-}
 
 function parentNotExited(parent: ParentLink, waitedMs = 0): HandoverError {
   const how = waitedMs > 0 ? `within ${waitedMs} ms` : 'yet; pass upgrade({ waitForParent: ms }), or await waitForParent() first'

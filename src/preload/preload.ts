@@ -5,9 +5,9 @@ import type { Server } from 'node:net'
 import { announceDrain } from '../drain-hooks.js'
 import { drain } from '../drain.js'
 import { HandoverError } from '../errors.js'
-import { generationOwner, openGeneration } from '../generation.js'
+import { generationOwner, inClusterWorker, openGeneration } from '../generation.js'
 import type { Listener } from '../listeners.js'
-import { Upgrader } from '../upgrader.js'
+import { Upgrader, withDeadline } from '../upgrader.js'
 import { installHooks, type Original } from './hooks.js'
 import { packetAddress, readBindArgs, readListenArgs, streamAddress, unixAddress, type ListenRequest, type PacketRequest } from './listen-args.js'
 import { ReadinessGate, installReadinessGate } from './readiness.js'
@@ -93,40 +93,31 @@ export class Preload {
   }
 
   private listen(server: Server, original: Original, args: unknown[]): Server {
-    const request = readListenArgs(args)
     if (this.steppedAside || inClusterWorker()) return original.apply(server, args) as Server
+    const request = readListenArgs(args)
     if (!request) return this.passThrough(server, original, args)
     this.servers.add(server)
     const done = this.gate.listenStarted()
-    const bindWith = (network: string, address: string): void => {
-      if (this.steppedAside) {
-        done(false)
-        original.apply(server, args)
-        return
-      }
-      const listener = this.take(() => this.ensureUpgrader().listen(network as 'tcp', address), `${network} ${address}`)
-      if (!listener) {
-        // Node binds it itself: the same socket, or the same error (EADDRINUSE...) in the app's 'error' handler.
-        done(false)
-        original.apply(server, args)
-        return
-      }
+    // Node binds it itself: the same socket, or the same error (EADDRINUSE, ENOTFOUND...) in the app's 'error' handler.
+    const leaveToNode = (): void => {
+      done(false)
+      original.apply(server, args)
+    }
+    const bindWith = ({ network, address }: { network: string; address: string }): void => {
+      const listener = this.steppedAside ? undefined : this.take(() => this.ensureUpgrader().listen(network as 'tcp', address), `${network} ${address}`)
+      if (!listener) return leaveToNode()
       server.once('listening', () => done(true))
       adopt(server, original, listener, request)
     }
     if (request.kind === 'unix') {
-      this.whenOpen(() => bindWith('unix', unixAddress(request.path)))
+      this.whenOpen(() => bindWith({ network: 'unix', address: unixAddress(request.path) }))
     } else if (request.host === '') {
-      this.whenOpen(() => bindWith(...asPair(streamAddress('', 0, request.port, request.ipv6Only))))
+      this.whenOpen(() => bindWith(streamAddress('', 0, request.port, request.ipv6Only)))
     } else {
       // Node looks every host up, IP literals too, with these same defaults.
       lookup(request.host, (err, ip, family) => {
-        if (err) {
-          done(false)
-          original.apply(server, args)
-          return
-        }
-        this.whenOpen(() => bindWith(...asPair(streamAddress(ip, family, request.port, request.ipv6Only))))
+        if (err) leaveToNode()
+        else this.whenOpen(() => bindWith(streamAddress(ip, family, request.port, request.ipv6Only)))
       })
     }
     return server
@@ -140,14 +131,14 @@ export class Preload {
     }
     const type = (socket as unknown as { type: 'udp4' | 'udp6' }).type
     const done = this.gate.listenStarted()
+    const leaveToNode = (): void => {
+      done(false)
+      original.apply(socket, args)
+    }
     const bindWith = (ip: string): void => {
       const { network, address } = packetAddress(type, ip, request.port, state.ipv6Only)
       const listener = this.steppedAside ? undefined : this.take(() => this.ensureUpgrader().listenPacket(network, address), `${network} ${address}`)
-      if (!listener) {
-        done(false)
-        original.apply(socket, args)
-        return
-      }
+      if (!listener) return leaveToNode()
       this.packetSockets.add(socket)
       // Before the bind: dgram emits 'listening' for an adopted fd synchronously.
       socket.once('listening', () => done(true))
@@ -155,12 +146,7 @@ export class Preload {
     }
     if (request.address === '') this.whenOpen(() => bindWith(''))
     else {
-      lookup(request.address, (err, ip) => {
-        if (err) {
-          done(false)
-          original.apply(socket, args)
-        } else this.whenOpen(() => bindWith(ip))
-      }, type === 'udp4' ? 4 : 6)
+      lookup(request.address, (err, ip) => (err ? leaveToNode() : this.whenOpen(() => bindWith(ip))), type === 'udp4' ? 4 : 6)
     }
     return socket
   }
@@ -225,7 +211,6 @@ export class Preload {
   }
 }
 
-
 function adopt(server: Server, original: Original, listener: Listener, request: ListenRequest): void {
   const target: Record<string, unknown> = listener.fd !== undefined ? { fd: listener.fd } : { handle: listener.handle }
   if (request.signal) target.signal = request.signal
@@ -243,10 +228,6 @@ function adoptPacket(socket: DgramSocket, original: Original, listener: Listener
   original.apply(socket, args)
 }
 
-function asPair(a: { network: string; address: string }): [string, string] {
-  return [a.network, a.address]
-}
-
 function lookup(host: string, callback: (err: Error | null, ip: string, family: number) => void, family?: 4 | 6): void {
   const dns = require('node:dns') as typeof import('node:dns')
   const done = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], fam?: number): void =>
@@ -255,14 +236,6 @@ function lookup(host: string, callback: (err: Error | null, ip: string, family: 
   else dns.lookup(host, { family }, done)
 }
 
-/**
- * Workers share their primary's sockets through node:cluster; handover stays
- * out of that (see `handover run`). A worker always has an IPC channel, so
- * node:cluster is loaded only to ask a process that has one.
- */
-function inClusterWorker(): boolean {
-  return typeof process.send === 'function' && (require('node:cluster') as { isWorker: boolean }).isWorker
-}
 
 /** dgram keeps the createSocket() options in a symbol-keyed state object; absent, they are the defaults. */
 function dgramState(socket: DgramSocket): { reuseAddr: boolean; reusePort: boolean; ipv6Only: boolean } {
@@ -271,13 +244,7 @@ function dgramState(socket: DgramSocket): { reuseAddr: boolean; reusePort: boole
   return { reuseAddr: state.reuseAddr === true, reusePort: state.reusePort === true, ipv6Only: state.ipv6Only === true }
 }
 
+/** The app's onDrain() hooks, bounded by the drain timeout like the drains themselves. */
 function announceDrainWithin(ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms)
-    timer.unref()
-    void announceDrain().then(() => {
-      clearTimeout(timer)
-      resolve()
-    })
-  })
+  return withDeadline(announceDrain(), { timeout: ms }, 'the onDrain() hooks').catch(() => {})
 }
