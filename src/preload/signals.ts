@@ -1,6 +1,6 @@
 import { constants } from 'node:os'
-import { HandoverError } from '../errors.js'
-import type { Upgrader } from '../upgrader.js'
+import type { HandoverError } from '../errors.js'
+import { withDeadline, type Upgrader } from '../upgrader.js'
 import type { PreloadSettings } from './settings.js'
 
 type StopSignal = 'SIGTERM' | 'SIGINT'
@@ -56,22 +56,20 @@ export class ProcessSignals {
    */
   private async upgradeAfterParent(): Promise<{ pid: number }> {
     const { upgradeTimeout, drainTimeout, exitGrace } = this.settings
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.upgrader.upgrade()
-      } catch (err) {
-        const code = (err as HandoverError).code
-        if (attempt === 2) throw err
-        if (code === 'ERR_NOT_READY') {
-          say('waiting for this generation to be ready before upgrading')
-          await withTimeout(this.whenReady, upgradeTimeout, 'this generation to be ready')
-        } else if (code === 'ERR_PARENT_NOT_EXITED') {
-          say('waiting for the previous generation to finish draining before upgrading')
-          await this.upgrader.waitForParent({ timeout: drainTimeout + exitGrace + 5_000 })
-        } else {
-          throw err
-        }
+    try {
+      return await this.upgrader.upgrade()
+    } catch (err) {
+      const code = (err as HandoverError).code
+      if (code === 'ERR_NOT_READY') {
+        say('waiting for this generation to be ready before upgrading')
+        await withDeadline(this.whenReady, { timeout: upgradeTimeout }, 'this generation to be ready')
+      } else if (code === 'ERR_PARENT_NOT_EXITED') {
+        say('waiting for the previous generation to finish draining before upgrading')
+      } else {
+        throw err
       }
+      // The Upgrader's own bounded wait for a parent that is still draining.
+      return this.upgrader.upgrade({ waitForParent: drainTimeout + exitGrace + 5_000 })
     }
   }
 
@@ -86,16 +84,6 @@ export class ProcessSignals {
     this.upgrader.stop()
     if (!this.shutdownIsTheApps) void this.retire(this.force.signal)
   }
-}
-
-function withTimeout(promise: Promise<void>, ms: number, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new HandoverError('ERR_TIMEOUT', `timed out after ${ms} ms waiting for ${what}`)), ms)
-    promise.then(() => {
-      clearTimeout(timer)
-      resolve()
-    }, reject)
-  })
 }
 
 function say(line: string): void {
