@@ -1,15 +1,10 @@
 import type { ChildProcess } from 'node:child_process'
-import type { OutgoingSocket, PlatformBackend } from './backend/types.js'
+import type { PlatformBackend, SpawnRequest } from './backend/types.js'
 import { HandoverError } from './errors.js'
-import { ControlChannel, protocolVersions, type Message } from './protocol.js'
+import { ControlChannel, helloMessage, protocolVersions, type Message } from './protocol.js'
 
-export interface StartChildOptions {
+export interface StartChildOptions extends SpawnRequest {
   backend: PlatformBackend
-  command: string
-  args: string[]
-  cwd: string
-  env: NodeJS.ProcessEnv
-  sockets: OutgoingSocket[]
   timeout: number
   /** Aborting kills the child; the reason (a HandoverError) is the rejection. */
   signal: AbortSignal
@@ -105,7 +100,7 @@ export async function startChild(options: StartChildOptions): Promise<ReadyChild
 
   if (child.pid !== undefined) {
     // `version` is the lowest: a protocol 1 child demands exactly 1 there.
-    void channel.send({ type: 'hello', version: min, versions: [min, max], parentPid: process.pid, sockets: transfer })
+    void channel.send(helloMessage(transfer))
   }
 
   try {

@@ -140,6 +140,13 @@ export interface UpgradeResultMessage {
 
 export type Message = HelloMessage | ReadyMessage | HandedOverMessage | RefusedMessage | DrainMessage | UpgradeRequestMessage | UpgradeResultMessage
 
+/** This process's hello to a process it started: the sockets, and the protocol range it speaks. */
+export function helloMessage(sockets: TransferEntry[]): HelloMessage {
+  const { min, max } = protocolVersions
+  // `version` is the lowest: protocol 1 releases read only that field and demand exactly 1.
+  return { type: 'hello', version: min, versions: [min, max], parentPid: process.pid, sockets }
+}
+
 /** The range a hello offers: `versions` when it is well formed, else just `version`. */
 export function offeredVersions(hello: HelloMessage): [number, number] {
   const v = hello.versions

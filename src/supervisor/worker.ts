@@ -1,20 +1,15 @@
 import type { ChildProcess } from 'node:child_process'
 import type { Socket } from 'node:net'
-import type { OutgoingSocket, PlatformBackend } from '../backend/types.js'
+import type { PlatformBackend, SpawnRequest } from '../backend/types.js'
 import { HandoverError } from '../errors.js'
 import { loadAddon, type PosixAddon } from '../native.js'
-import { ControlChannel, protocolVersions, type Message } from '../protocol.js'
+import { ControlChannel, helloMessage, type Message } from '../protocol.js'
 
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'exited'
 
-export interface WorkerSpawn {
+/** `sockets`: every socket the supervisor holds now; later ones are asked for. */
+export interface WorkerSpawn extends SpawnRequest {
   backend: PlatformBackend
-  command: string
-  args: string[]
-  cwd: string
-  env: NodeJS.ProcessEnv
-  /** Every socket the supervisor holds now; later ones are asked for. */
-  sockets: OutgoingSocket[]
   generation: number
   readyTimeout: number
   /** Binds (or finds) the socket a worker asks for; returns an fd for it that the caller may close. */
@@ -105,8 +100,7 @@ export class Worker {
     const worker = new Worker(options, child, control, requests)
     // Every socket is the supervisor's: no worker removes a unix socket file.
     const sockets = transfer.map((entry) => ({ ...entry, activated: true }))
-    const { min, max } = protocolVersions
-    void worker.channel.send({ type: 'hello', version: min, versions: [min, max], parentPid: process.pid, sockets })
+    void worker.channel.send(helloMessage(sockets))
     return worker
   }
 
