@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url))
-const CACHE = process.env.HANDOVER_DEV_CACHE || join(homedir(), '.cache', 'handover-dev')
+const CACHE = process.env.DEV_CACHE_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'handover-dev')
 
 /**
  * A built copy of an earlier release of this repository, from its git
