@@ -141,6 +141,31 @@ async function stopAndReset() {
   sh('systemctl stop app.service app.socket; systemctl reset-failed app.service app.socket 2>/dev/null')
 }
 
+/**
+ * Runs `during()` while a client in the container requests every 20 ms
+ * (client.mjs), then stops the client and returns during()'s result with the
+ * client's tally: { ok, failed, pids }.
+ */
+async function underLoad(during) {
+  run('rm -f /tmp/load.stop')
+  const client = spawn('nsenter', ['-t', initPid, '-a', '--', '/usr/bin/node', '/srv/ho/test/systemd-lane/client.mjs', '/tmp/load.stop'], { stdio: ['ignore', 'pipe', 'inherit'], env: containerEnv })
+  let out = ''
+  client.stdout.setEncoding('utf8').on('data', (d) => (out += d))
+  const exited = new Promise((resolve) => client.on('close', resolve))
+  try {
+    await sleep(500)
+    const result = await during()
+    run('touch /tmp/load.stop')
+    await exited
+    const load = JSON.parse(out.trim().split('\n').pop() || '{}')
+    return { result, load, out }
+  } finally {
+    sh('touch /tmp/load.stop')
+    await Promise.race([exited, sleep(15_000)])
+    client.kill('SIGKILL')
+  }
+}
+
 /** The cases every unit must pass. `failedReload` says how that unit reports a failed upgrade. */
 async function unitCases(variant, failedReload) {
   install(variant)
@@ -148,32 +173,20 @@ async function unitCases(variant, failedReload) {
   await test(`${variant}: start, then 3 reloads while a client requests every 20 ms`, async () => {
     const since = cursor()
     const first = await start()
-    run('rm -f /tmp/load.stop')
-    const client = spawn('nsenter', ['-t', initPid, '-a', '--', '/usr/bin/node', '/srv/ho/test/systemd-lane/client.mjs', '/tmp/load.stop'], { stdio: ['ignore', 'pipe', 'inherit'], env: containerEnv })
-    let out = ''
-    client.stdout.setEncoding('utf8').on('data', (d) => (out += d))
-    const exited = new Promise((resolve) => client.on('close', resolve))
-    try {
-      await sleep(500)
+    const { result: steps, load, out } = await underLoad(async () => {
       const steps = []
       for (let i = 0; i < 3; i++) {
         steps.push(await reload())
         await sleep(300)
       }
-      run('touch /tmp/load.stop')
-      await exited
-      const load = JSON.parse(out.trim().split('\n').pop() || '{}')
-      check(load.ok > 50, `too few requests answered: ${out}`)
-      check(load.failed === 0, `requests failed during the reloads: ${out}`)
-      const pids = [first, ...steps.map((s) => s.after)]
-      check(steps.every((s, i) => s.before === pids[i]), `MainPID sequence ${JSON.stringify(steps)}`)
-      const supervising = (journal(since).match(/Supervising process \d+ which is not our child/g) ?? []).length
-      return `MainPID ${pids.join(' -> ')}; reloads took ${steps.map((s) => s.ms).join(', ')} ms; ${load.ok} requests answered, ${load.failed} failed, by pids ${load.pids.join(',')}; "Supervising process N which is not our child" logged ${supervising} times`
-    } finally {
-      sh('touch /tmp/load.stop')
-      await Promise.race([exited, sleep(15_000)])
-      client.kill('SIGKILL')
-    }
+      return steps
+    })
+    check(load.ok > 50, `too few requests answered: ${out}`)
+    check(load.failed === 0, `requests failed during the reloads: ${out}`)
+    const pids = [first, ...steps.map((s) => s.after)]
+    check(steps.every((s, i) => s.before === pids[i]), `MainPID sequence ${JSON.stringify(steps)}`)
+    const supervising = (journal(since).match(/Supervising process \d+ which is not our child/g) ?? []).length
+    return `MainPID ${pids.join(' -> ')}; reloads took ${steps.map((s) => s.ms).join(', ')} ms; ${load.ok} requests answered, ${load.failed} failed, by pids ${load.pids.join(',')}; "Supervising process N which is not our child" logged ${supervising} times`
   })
 
   await test(`${variant}: a failed upgrade (a release whose server throws) ${failedReload === 'status' ? 'shows in StatusText' : 'fails the reload'}; the old generation serves on`, async () => {
@@ -263,13 +276,7 @@ async function runCases() {
     run('systemctl start app.service')
     const main = Number(show('app.service', 'MainPID').MainPID)
     await until('the workers to answer', () => answering(1).length > 0, 15_000)
-    run('rm -f /tmp/load.stop')
-    const client = spawn('nsenter', ['-t', initPid, '-a', '--', '/usr/bin/node', '/srv/ho/test/systemd-lane/client.mjs', '/tmp/load.stop'], { stdio: ['ignore', 'pipe', 'inherit'], env: containerEnv })
-    let out = ''
-    client.stdout.setEncoding('utf8').on('data', (d) => (out += d))
-    const exited = new Promise((resolve) => client.on('close', resolve))
-    try {
-      await sleep(500)
+    const { result: generations, load, out } = await underLoad(async () => {
       const generations = [answering()]
       for (let i = 0; i < 3; i++) {
         const r = sh('systemctl reload app.service')
@@ -280,18 +287,12 @@ async function runCases() {
         generations.push(answering())
         check(generations.at(-1).every((pid) => !generations.at(-2).includes(pid)), `reload ${i + 1} kept answering pids ${generations.at(-1)} (before: ${generations.at(-2)})`)
       }
-      run('touch /tmp/load.stop')
-      await exited
-      const load = JSON.parse(out.trim().split('\n').pop() || '{}')
-      check(load.ok > 50 && load.failed === 0, `the load during the reloads: ${out}`)
-      const lines = journal(since)
-      check(!/not our child/.test(lines), `"not our child" in the journal:\n${lines}`)
-      return `MainPID ${main} throughout; workers ${generations.map((g) => g.join('+')).join(' -> ')}; ${load.ok} requests answered, ${load.failed} failed; no "not our child" line`
-    } finally {
-      sh('touch /tmp/load.stop')
-      await Promise.race([exited, sleep(15_000)])
-      client.kill('SIGKILL')
-    }
+      return generations
+    })
+    check(load.ok > 50 && load.failed === 0, `the load during the reloads: ${out}`)
+    const lines = journal(since)
+    check(!/not our child/.test(lines), `"not our child" in the journal:\n${lines}`)
+    return `MainPID ${main} throughout; workers ${generations.map((g) => g.join('+')).join(' -> ')}; ${load.ok} requests answered, ${load.failed} failed; no "not our child" line`
   })
 
   await test('run: a failed generation fails the reload (exit 1, StatusText); the old workers serve on', async () => {
