@@ -133,21 +133,26 @@ export class SocketTable {
     const entry = this.inherited.get(spec.key)
     if (!entry) return undefined
     this.inherited.delete(spec.key)
-    const socket = this.backend.receive(entry)
+    const { socket, info } = this.checked(spec, this.backend.receive(entry), 'inherited socket')
+    if (entry.activated) return { spec, socket, info, inherited: true, activated: true }
+    return { spec, socket, info, inherited: true, file: fileIdentity(spec) }
+  }
+
+  /** A socket from elsewhere (the parent, the supervisor) must be what `spec` asks for; if not, it is closed. */
+  private checked(spec: BindSpec, socket: OsSocket, what: string): { socket: OsSocket; info: SocketInfo } {
     let info: SocketInfo
     try {
       info = this.backend.inspect(socket)
     } catch (err) {
       this.backend.close(socket)
-      throw new HandoverError('ERR_BAD_INHERITANCE', `inherited socket for ${spec.key} is not an open socket`, { cause: err })
+      throw new HandoverError('ERR_BAD_INHERITANCE', `${what} for ${spec.key} is not an open socket`, { cause: err })
     }
     const problem = mismatch(spec, info)
     if (problem) {
       this.backend.close(socket)
-      throw new HandoverError('ERR_BAD_INHERITANCE', `inherited socket for ${spec.key} ${problem}`)
+      throw new HandoverError('ERR_BAD_INHERITANCE', `${what} for ${spec.key} ${problem}`)
     }
-    if (entry.activated) return { spec, socket, info, inherited: true, activated: true }
-    return { spec, socket, info, inherited: true, file: fileIdentity(spec) }
+    return { socket, info }
   }
 
   /** A socket the parent passed under this name, else an activated socket of this name. */
@@ -187,21 +192,10 @@ export class SocketTable {
 
   /** The supervisor's socket for this address, checked like an inherited one; its files are the supervisor's. */
   private askSupervisor(spec: BindSpec): Held {
-    const socket = (this.fromSupervisor as (spec: BindSpec) => OsSocket)(spec)
-    let info: SocketInfo
-    try {
-      info = this.backend.inspect(socket)
-    } catch (err) {
-      this.backend.close(socket)
-      throw new HandoverError('ERR_BAD_INHERITANCE', `the supervisor's socket for ${spec.key} is not an open socket`, { cause: err })
-    }
-    const problem = mismatch(spec, info)
-    if (problem) {
-      this.backend.close(socket)
-      throw new HandoverError('ERR_BAD_INHERITANCE', `the supervisor's socket for ${spec.key} ${problem}`)
-    }
+    const { socket, info } = this.checked(spec, (this.fromSupervisor as (spec: BindSpec) => OsSocket)(spec), "the supervisor's socket")
     return { spec, socket, info, inherited: true, activated: true }
   }
+
 
   private listenerFor(h: Held, network: Network): Listener {
     let target: ListenTarget
