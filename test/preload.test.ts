@@ -269,14 +269,14 @@ describe('an app that uses the API itself', () => {
   it('runs unchanged with the preload loaded: the preload steps aside', async () => {
     const port = await freePort()
     const app = await PreloadApp.start('api.mjs', { PORT: String(port) })
-    expect(app.output).not.toMatch(/ERR_ALREADY_CREATED/)
+    expect(app.text).not.toMatch(/ERR_ALREADY_CREATED/)
     const first = app.current
     process.kill(first, 'SIGHUP')
     const [, next] = await app.waitForLine(/^api upgraded to (\d+)/)
     await waitUntil(() => !isAlive(first), 10_000, 'the old process to exit')
     expect(Number((await get({ port })).body)).toBe(Number(next))
     // The preload said nothing: the app's own handler did the upgrade.
-    expect(app.output).not.toMatch(/^handover:/m)
+    expect(app.text).not.toMatch(/^handover:/m)
     app.current = Number(next)
   })
 })

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isAlive, waitUntil } from './fixture.js'
+import { OutputLines } from './output.js'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export const APPS = fileURLToPath(new URL('../fixtures/apps/', import.meta.url))
@@ -17,11 +18,10 @@ const started = new Set<number>()
  * writes to the same stdout and stderr pipes, so their lines arrive here.
  */
 export class PreloadApp {
-  readonly lines: string[] = []
   readonly process: ChildProcess
   /** The pid serving now, as far as the handover lines tell. */
   current: number
-  private waiters: Array<() => void> = []
+  private readonly output: OutputLines
 
   private constructor(script: string, env: NodeJS.ProcessEnv, flag: '--import' | '--require', extraArgs: string[]) {
     this.process = spawn(process.execPath, [flag, 'handover/register', ...extraArgs, join(APPS, script)], {
@@ -31,12 +31,11 @@ export class PreloadApp {
     })
     this.current = this.process.pid as number
     started.add(this.current)
-    const collect = (chunk: Buffer): void => {
-      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') this.lines.push(line)
-      for (const wake of this.waiters.splice(0)) wake()
-    }
-    this.process.stdout?.on('data', collect)
-    this.process.stderr?.on('data', collect)
+    this.output = new OutputLines(this.process)
+  }
+
+  get lines(): string[] {
+    return this.output.lines
   }
 
   /** Starts the app and waits for its own "listening <pid>" line. */
@@ -46,24 +45,10 @@ export class PreloadApp {
     return app
   }
 
-  async waitForLine(pattern: RegExp, timeoutMs = 15_000, from = 0): Promise<RegExpMatchArray> {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      for (let i = from; i < this.lines.length; i++) {
-        const match = pattern.exec(this.lines[i])
-        if (match) return match
-      }
-      if (this.process.exitCode !== null && this.lines.length === 0) throw new Error(`the app exited with ${this.process.exitCode}`)
-      const left = deadline - Date.now()
-      if (left <= 0) throw new Error(`timed out waiting for ${pattern}; output:\n${this.lines.join('\n')}`)
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left)
-        this.waiters.push(() => {
-          clearTimeout(timer)
-          resolve()
-        })
-      })
-    }
+  /** Later generations write to the same pipes, so only the first process's exit with no output at all ends the wait early. */
+  waitForLine(pattern: RegExp, timeoutMs = 15_000, from = 0): Promise<RegExpMatchArray> {
+    return this.output.waitFor(pattern, timeoutMs, from, () =>
+      this.process.exitCode !== null && this.lines.length === 0 ? `the app exited with ${this.process.exitCode}` : this.output.closed ? 'every process has closed its output' : undefined)
   }
 
   /** SIGHUP to the serving pid; resolves with the new pid once handover says so and the old one has exited. */
@@ -87,7 +72,7 @@ export class PreloadApp {
     await waitUntil(() => !isAlive(pid), timeoutMs, `process ${pid} to exit after ${signal}`)
   }
 
-  get output(): string {
+  get text(): string {
     return this.lines.join('\n')
   }
 }

@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import { APPS, ROOT } from './preload-app.js'
 import { isAlive, waitUntil } from './fixture.js'
+import { OutputLines } from './output.js'
 
 export const CLI = join(ROOT, 'dist', 'cli.js')
 
@@ -33,10 +34,9 @@ export function cli(args: string[], timeoutMs = 30_000): { status: number | null
  * (and the supervisor's one-line reports) arrive on the same pipes.
  */
 export class Supervised {
-  readonly lines: string[] = []
   readonly process: ChildProcess
   readonly pid: number
-  private waiters: Array<() => void> = []
+  private readonly output: OutputLines
 
   private constructor(options: string[], app: string, env: NodeJS.ProcessEnv, command: string[]) {
     const run = [CLI, 'run', ...options, join(APPS, app)]
@@ -48,12 +48,11 @@ export class Supervised {
     })
     this.pid = this.process.pid as number
     started.add(this.process)
-    const collect = (chunk: Buffer): void => {
-      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') this.lines.push(line)
-      for (const wake of this.waiters.splice(0)) wake()
-    }
-    this.process.stdout?.on('data', collect)
-    this.process.stderr?.on('data', collect)
+    this.output = new OutputLines(this.process)
+  }
+
+  get lines(): string[] {
+    return this.output.lines
   }
 
   /** Starts it and waits for "generation 1 ready". `command` wraps node (e.g. unshare). */
@@ -68,25 +67,8 @@ export class Supervised {
     return new Supervised(options, app, env, command)
   }
 
-  async waitForLine(pattern: RegExp, timeoutMs = 20_000, from = 0): Promise<RegExpMatchArray> {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      for (let i = from; i < this.lines.length; i++) {
-        const match = pattern.exec(this.lines[i])
-        if (match) return match
-      }
-      const left = deadline - Date.now()
-      if (this.process.exitCode !== null || left <= 0) {
-        throw new Error(`no line matching ${pattern} (${this.process.exitCode !== null ? `exited ${this.process.exitCode}` : 'timed out'}); output:\n${this.lines.join('\n')}`)
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(left, 200))
-        this.waiters.push(() => {
-          clearTimeout(timer)
-          resolve()
-        })
-      })
-    }
+  waitForLine(pattern: RegExp, timeoutMs = 20_000, from = 0): Promise<RegExpMatchArray> {
+    return this.output.waitFor(pattern, timeoutMs, from, () => (this.output.closed ? `exited ${this.process.exitCode}` : undefined))
   }
 
   /** The status a control socket answers, or (without one) the workers seen in "listening <pid>" lines. */
@@ -112,7 +94,7 @@ export class Supervised {
     return pids
   }
 
-  get output(): string {
+  get text(): string {
     return this.lines.join('\n')
   }
 }
