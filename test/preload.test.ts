@@ -184,9 +184,9 @@ describe('signals without a supervisor', () => {
     process.kill(Number(second), 'SIGHUP')
     await app.waitForLine(/^handover: waiting for the previous generation/, 5_000, from)
     const [, third] = await app.waitForLine(/^handover: upgraded to pid (\d+)/, 15_000, app.lines.findIndex((l, i) => i >= from && l.startsWith('handover: waiting')))
+    app.current = Number(third)
     expect(await slow).toEqual({ status: 200, body: String(first) })
     await waitUntil(() => !isAlive(first) && !isAlive(Number(second)), 10_000, 'both old generations to exit')
-    app.current = Number(third)
     expect(Number((await get({ port })).body)).toBe(Number(third))
   })
 
@@ -273,10 +273,10 @@ describe('an app that uses the API itself', () => {
     const first = app.current
     process.kill(first, 'SIGHUP')
     const [, next] = await app.waitForLine(/^api upgraded to (\d+)/)
+    app.current = Number(next)
     await waitUntil(() => !isAlive(first), 10_000, 'the old process to exit')
     expect(Number((await get({ port })).body)).toBe(Number(next))
     // The preload said nothing: the app's own handler did the upgrade.
     expect(app.text).not.toMatch(/^handover:/m)
-    app.current = Number(next)
   })
 })

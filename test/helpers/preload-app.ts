@@ -19,8 +19,7 @@ const started = new Set<number>()
  */
 export class PreloadApp {
   readonly process: ChildProcess
-  /** The pid serving now, as far as the handover lines tell. */
-  current: number
+  private serving: number
   private readonly output: OutputLines
 
   private constructor(script: string, env: NodeJS.ProcessEnv, flag: '--import' | '--require', extraArgs: string[]) {
@@ -29,9 +28,19 @@ export class PreloadApp {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
-    this.current = this.process.pid as number
-    started.add(this.current)
+    this.serving = this.process.pid as number
+    started.add(this.serving)
     this.output = new OutputLines(this.process)
+  }
+
+  /** The pid serving now, as far as the handover lines tell; every pid set here is killed after the test. */
+  get current(): number {
+    return this.serving
+  }
+
+  set current(pid: number) {
+    started.add(pid)
+    this.serving = pid
   }
 
   get lines(): string[] {
