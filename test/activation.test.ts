@@ -5,7 +5,7 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { listenName } from '../src/activation.js'
+import { listenName } from '../src/service/activation.js'
 import { freePort, get, pidAt, udpPid, type Target } from './helpers/clients.js'
 import { Fixture, isAlive, killAllFixtures, waitUntil, type FixtureEvent } from './helpers/fixture.js'
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { parseAddress } from '../src/address.js'
-import { HandoverError } from '../src/errors.js'
+import { parseAddress } from '../src/core/address.js'
+import { HandoverError } from '../src/core/errors.js'
 
 const key = (network: string, address: string, packet = false) => parseAddress(network, address, packet, '/srv/app').key
 

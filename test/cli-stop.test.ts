@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { freePort, get } from './helpers/clients.js'
 import { Fixture, isAlive, killAllFixtures, waitUntil } from './helpers/fixture.js'
 
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../dist/service/cli.js', import.meta.url))
 const strays: number[] = []
 afterEach(async () => {
   for (const pid of strays.splice(0)) if (isAlive(pid)) process.kill(pid, 'SIGKILL')

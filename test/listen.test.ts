@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HandoverError, Upgrader, type Listener } from '../src/index.js'
-import { loadAddon } from '../src/native.js'
+import { loadAddon } from '../src/backend/addon.js'
 import { freePort } from './helpers/clients.js'
 import { hasIPv6 } from './helpers/host.js'
 

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync,
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { writePidFile } from '../src/pidfile.js'
+import { writePidFile } from '../src/core/pidfile.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'handover-pidfile-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))

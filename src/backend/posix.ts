@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process'
 import { closeSync } from 'node:fs'
 import { Socket } from 'node:net'
-import type { BindSpec } from '../address.js'
-import { HandoverError, systemError } from '../errors.js'
-import { loadAddon, SOCK_DGRAM, SOCK_STREAM, type PosixAddon } from '../native.js'
-import { CONTROL_ENV, SUPERVISOR_ENV } from '../protocol.js'
+import type { BindSpec } from '../core/address.js'
+import { HandoverError, systemError } from '../core/errors.js'
+import { loadAddon, SOCK_DGRAM, SOCK_STREAM, type PosixAddon } from './addon.js'
+import { CONTROL_ENV, SUPERVISOR_ENV } from '../core/protocol.js'
 import type { OsSocket, PlatformBackend, SpawnRequest, SpawnedChild, TransferEntry } from './types.js'
 
 /** The control channel sits at fd 3 in the child; a worker's request channel at 4; the sockets follow. */

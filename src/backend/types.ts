@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process'
 import type { Socket } from 'node:net'
-import type { BindSpec, Network } from '../address.js'
-import type { SocketInfo } from '../native.js'
+import type { BindSpec, Network } from '../core/address.js'
+import type { SocketInfo } from './addon.js'
 
 /** An OS socket: a file descriptor on POSIX, a SOCKET value on Windows. */
 export type OsSocket = number

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path'
-import { invalidOption, MAX_TIMEOUT } from '../errors.js'
+import { invalidOption, MAX_TIMEOUT } from '../core/errors.js'
 
 /**
  * handover/register takes its few settings from the environment, since the

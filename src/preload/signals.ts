@@ -1,6 +1,6 @@
 import { constants } from 'node:os'
-import type { HandoverError } from '../errors.js'
-import { withDeadline, type Upgrader } from '../upgrader.js'
+import type { HandoverError } from '../core/errors.js'
+import { withDeadline, type Upgrader } from '../core/upgrader.js'
 import type { PreloadSettings } from './settings.js'
 
 type StopSignal = 'SIGTERM' | 'SIGINT'

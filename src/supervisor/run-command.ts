@@ -1,4 +1,4 @@
-import type { HandoverError } from '../errors.js'
+import type { HandoverError } from '../core/errors.js'
 import { startReaper } from './reaper.js'
 import { Supervisor, type SupervisorOptions } from './supervisor.js'
 

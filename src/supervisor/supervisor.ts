@@ -1,14 +1,14 @@
 import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { ActivatedSockets } from '../activation.js'
+import { ActivatedSockets } from '../service/activation.js'
 import { platformBackend } from '../backend/index.js'
 import type { PlatformBackend } from '../backend/types.js'
-import type { ControlServer } from '../control.js'
-import { HandoverError, invalidOption, MAX_TIMEOUT } from '../errors.js'
-import { SocketTable } from '../listeners.js'
-import { removeOwnPidFile, writePidFile } from '../pidfile.js'
-import { monotonicUsec, notify } from '../systemd.js'
+import type { ControlServer } from '../service/control-socket.js'
+import { HandoverError, invalidOption, MAX_TIMEOUT } from '../core/errors.js'
+import { SocketTable } from '../core/listeners.js'
+import { removeOwnPidFile, writePidFile } from '../core/pidfile.js'
+import { monotonicUsec, notify } from '../service/systemd.js'
 import { markNodeChild } from './reaper.js'
 import { RestartPolicy } from './restarts.js'
 import { Worker, type WorkerState } from './worker.js'
@@ -123,7 +123,7 @@ export class Supervisor {
     const supervisor = new Supervisor(resolved, backend, table, controlTable)
     try {
       if (resolved.controlSocket !== undefined) {
-        const { ControlServer } = await import('../control.js')
+        const { ControlServer } = await import('../service/control-socket.js')
         supervisor.control = ControlServer.claim(controlTable, resolved.controlSocket, resolved.controlSocketMode)
       }
       const first = await supervisor.startGeneration()

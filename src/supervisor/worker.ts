@@ -1,9 +1,9 @@
 import type { ChildProcess } from 'node:child_process'
 import type { Socket } from 'node:net'
 import type { PlatformBackend, SpawnRequest } from '../backend/types.js'
-import { HandoverError } from '../errors.js'
-import { loadAddon, type PosixAddon } from '../native.js'
-import { ControlChannel, helloMessage, type Message } from '../protocol.js'
+import { HandoverError } from '../core/errors.js'
+import { loadAddon, type PosixAddon } from '../backend/addon.js'
+import { ControlChannel, helloMessage, type Message } from '../core/protocol.js'
 
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'exited'
 

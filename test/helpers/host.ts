@@ -1,5 +1,5 @@
 import net from 'node:net'
-import { loadAddon } from '../../src/native.js'
+import { loadAddon } from '../../src/backend/addon.js'
 
 /** Whether this host can bind IPv6 loopback (containers often cannot). */
 export const hasIPv6: boolean = (() => {

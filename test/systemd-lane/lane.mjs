@@ -7,7 +7,7 @@
 // copied byte for byte from examples/systemd/ (the checkout is bind-mounted
 // at /srv/ho); the deployment they name is laid out as the README describes:
 // /srv/app/current/server.js (examples/systemd/server.js) with handover in
-// /srv/app/current/node_modules/handover, user `app`, /usr/bin/node.
+// /srv/app/current/node_modules/handover (and .bin/handover), user `app`, /usr/bin/node.
 // Each case prints "ok - …" or "not ok - …"; REPORT_FILE gets "passed failed".
 import { spawn, spawnSync } from 'node:child_process'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -80,6 +80,9 @@ async function test(name, fn) {
 run(`id app >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /srv/app --shell /usr/sbin/nologin app
 mkdir -p /srv/app/current/node_modules
 ln -sfn /srv/ho /srv/app/current/node_modules/handover
+# What npm install makes for the package's "bin"; the units run it.
+mkdir -p /srv/app/current/node_modules/.bin
+ln -sfn ../handover/dist/service/cli.js /srv/app/current/node_modules/.bin/handover
 cp /srv/ho/examples/systemd/server.js /srv/app/current/server.js
 cp /srv/ho/examples/systemd/app.js /srv/app/current/app.js
 echo '{ "type": "module" }' > /srv/app/current/package.json

@@ -1,10 +1,10 @@
 import { lstatSync, unlinkSync } from 'node:fs'
 import { constants } from 'node:os'
-import { nameKey, type ActivatedSockets } from './activation.js'
+import { nameKey, type ActivatedSockets } from '../service/activation.js'
 import { formatInet, parseAddress, type BindSpec, type Network } from './address.js'
-import type { ListenTarget, OsSocket, OutgoingSocket, PlatformBackend, TransferEntry } from './backend/types.js'
+import type { ListenTarget, OsSocket, OutgoingSocket, PlatformBackend, TransferEntry } from '../backend/types.js'
 import { HandoverError, systemError } from './errors.js'
-import type { SocketInfo } from './native.js'
+import type { SocketInfo } from '../backend/addon.js'
 
 const BACKLOG = 511
 

@@ -1,11 +1,11 @@
 import { createRequire } from 'node:module'
-import { ActivatedSockets } from './activation.js'
-import { platformBackend } from './backend/index.js'
-import type { PlatformBackend } from './backend/types.js'
+import { ActivatedSockets } from '../service/activation.js'
+import { platformBackend } from '../backend/index.js'
+import type { PlatformBackend } from '../backend/types.js'
 import { HandoverError } from './errors.js'
 import { ParentLink } from './parent.js'
 import { inheritedControlFd, inheritedSupervisorFd } from './protocol.js'
-import { SupervisorLink } from './supervised.js'
+import { SupervisorLink } from '../supervisor/worker-link.js'
 
 /**
  * What this process inherited: the platform backend, the link to the parent

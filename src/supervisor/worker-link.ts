@@ -1,8 +1,8 @@
 import { closeSync } from 'node:fs'
-import type { BindSpec } from './address.js'
-import type { OsSocket } from './backend/types.js'
-import { HandoverError } from './errors.js'
-import { loadAddon, type PosixAddon } from './native.js'
+import type { BindSpec } from '../core/address.js'
+import type { OsSocket } from '../backend/types.js'
+import { HandoverError } from '../core/errors.js'
+import { loadAddon, type PosixAddon } from '../backend/addon.js'
 
 /** How long a worker's listen() waits for the supervisor to bind and pass a socket. */
 const REQUEST_TIMEOUT = 10_000

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process'
-import type { PlatformBackend, SpawnRequest } from './backend/types.js'
+import type { PlatformBackend, SpawnRequest } from '../backend/types.js'
 import { HandoverError } from './errors.js'
 import { ControlChannel, helloMessage, protocolVersions, type Message } from './protocol.js'
 

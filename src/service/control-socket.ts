@@ -1,6 +1,6 @@
 import { lstatSync, type Stats } from 'node:fs'
 import net from 'node:net'
-import type { Listener, SocketTable } from './listeners.js'
+import type { Listener, SocketTable } from '../core/listeners.js'
 
 /** What the control socket can ask of the Upgrader. */
 export interface ControlTarget {

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Server, type Socket } from 'node:net'
 import { connectionsOf, isTlsServer, type ServerConnections } from './connections.js'
 import { announceDrain } from './drain-hooks.js'
-import { HandoverError, invalidOption, MAX_TIMEOUT } from './errors.js'
+import { HandoverError, invalidOption, MAX_TIMEOUT } from '../core/errors.js'
 
 export interface DrainOptions {
   /**

@@ -1,9 +1,9 @@
 import { closeSync } from 'node:fs'
-import type { BindSpec, Network } from './address.js'
-import { formatInet } from './address.js'
-import type { OsSocket } from './backend/types.js'
-import { HandoverError, systemError } from './errors.js'
-import { loadAddon, type PosixAddon, type SocketInfo } from './native.js'
+import type { BindSpec, Network } from '../core/address.js'
+import { formatInet } from '../core/address.js'
+import type { OsSocket } from '../backend/types.js'
+import { HandoverError, systemError } from '../core/errors.js'
+import { loadAddon, type PosixAddon, type SocketInfo } from '../backend/addon.js'
 
 /** systemd's socket activation variables (sd_listen_fds(3)). */
 export const LISTEN_ENV = ['LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES'] as const

@@ -1,4 +1,4 @@
-import type { PlatformBackend, TransferEntry } from './backend/types.js'
+import type { PlatformBackend, TransferEntry } from '../backend/types.js'
 import { HandoverError } from './errors.js'
 import { chooseVersion, ControlChannel, MAX_HELLO_LINE, MAX_LINE, type HelloMessage, type Message, type UpgradeResultMessage } from './protocol.js'
 

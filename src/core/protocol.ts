@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { Socket } from 'node:net'
 import { PACKET_NETWORKS, STREAM_NETWORKS } from './address.js'
-import type { TransferEntry } from './backend/types.js'
+import type { TransferEntry } from '../backend/types.js'
 import { HandoverError } from './errors.js'
 
 /** Set by the parent for the next generation: the control channel's fd. */

@@ -1,8 +1,8 @@
-import { listenName, type ListenOptions } from './activation.js'
-import type { PlatformBackend } from './backend/types.js'
+import { listenName, type ListenOptions } from '../service/activation.js'
+import type { PlatformBackend } from '../backend/types.js'
 import type { PacketNetwork, StreamNetwork } from './address.js'
 import { startChild, type ReadyChild } from './child.js'
-import type { ControlServer } from './control.js'
+import type { ControlServer } from '../service/control-socket.js'
 import { HandoverError, invalidOption, MAX_TIMEOUT } from './errors.js'
 import { resolveOptions, type Resolved, type UpgraderOptions } from './options.js'
 import { Listener, SocketTable } from './listeners.js'
@@ -11,7 +11,7 @@ import { releaseStartingSighup } from './protocol.js'
 import type { ParentLink } from './parent.js'
 import { removeOwnPidFile, writePidFile } from './pidfile.js'
 import { serveProbation } from './probation.js'
-import { ServiceNotifier } from './systemd.js'
+import { ServiceNotifier } from '../service/systemd.js'
 
 export type { UpgraderOptions } from './options.js'
 
@@ -82,7 +82,7 @@ export class Upgrader {
     if (resolved.controlSocket !== undefined) {
       try {
         // Loaded only when asked for: see platformBackend().
-        const { ControlServer } = await import('./control.js')
+        const { ControlServer } = await import('../service/control-socket.js')
         upgrader.control = ControlServer.claim(upgrader.table, resolved.controlSocket, resolved.controlSocketMode)
       } catch (err) {
         upgrader.table.closeAll(false)

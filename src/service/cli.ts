@@ -65,9 +65,9 @@ function parseAnswer(text: string, path: string): Answer {
   return { ok: false, code: 'ERR_PROTOCOL', message: `${path} answered something that is not a handover answer: ${JSON.stringify(text.slice(0, 120))}` }
 }
 
-/** The package's own version: dist/cli.js sits one level below package.json. */
+/** The package's own version: dist/service/cli.js sits two levels below package.json. */
 function version(): string {
-  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
 }
 
 /**
@@ -203,7 +203,7 @@ async function stop(pidText: string | undefined, timeoutText: string | undefined
 
 async function main(): Promise<number> {
   // `handover run` is the supervisor: its own options and signals (supervisor/run-command.ts).
-  if (process.argv[2] === 'run') return (await import('./supervisor/run-command.js')).runCommand(process.argv.slice(3))
+  if (process.argv[2] === 'run') return (await import('../supervisor/run-command.js')).runCommand(process.argv.slice(3))
   let parsed
   try {
     parsed = parseArgs({

@@ -1,5 +1,5 @@
-import { HandoverError, systemError } from './errors.js'
-import { loadAddon, type PosixAddon } from './native.js'
+import { HandoverError, systemError } from '../core/errors.js'
+import { loadAddon, type PosixAddon } from '../backend/addon.js'
 
 /** Where systemd (or another manager speaking sd_notify) listens for status messages. */
 export const NOTIFY_ENV = 'NOTIFY_SOCKET'

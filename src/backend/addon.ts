@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
-import { HandoverError } from './errors.js'
+import { HandoverError } from '../core/errors.js'
 
 /** What getsockname, SO_TYPE and SO_ACCEPTCONN say about a socket. */
 export interface SocketInfo {
@@ -41,7 +41,7 @@ const PREBUILT_PLATFORMS = ['linux-x64', 'win32-x64']
 /** Loads the addon on first use, so importing handover never fails on its own. */
 export function loadAddon<T = PosixAddon>(): T {
   if (addon === undefined) {
-    const root = fileURLToPath(new URL('..', import.meta.url))
+    const root = fileURLToPath(new URL('../..', import.meta.url))
     try {
       const require = createRequire(import.meta.url)
       const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown
