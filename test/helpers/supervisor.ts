@@ -4,7 +4,9 @@ import { APPS, ROOT } from './preload-app.js'
 import { isAlive, waitUntil } from './fixture.js'
 import { OutputLines } from './output.js'
 
-export const CLI = join(ROOT, 'dist', 'cli.js')
+import { CLI } from './control.js'
+
+export { CLI }
 
 const started = new Set<ChildProcess>()
 const workerPids = new Set<number>()
