@@ -18,7 +18,7 @@
 // SKIP_ARM64_PREBUILD=1), and those checks here are skipped, loudly; .ci/run
 // installs both toolchains first, so CI runs them.
 import { execFile, execFileSync, spawn } from 'node:child_process'
-import { cpSync, existsSync, lstatSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join, relative, sep } from 'node:path'
@@ -239,7 +239,7 @@ async function startInApp(command: string, args: string[], env: NodeJS.ProcessEn
 }
 
 describe('the packed tarball', () => {
-  it('holds dist/, the prebuild, the native sources and the metadata, and nothing from test/, src/ or build/', () => {
+  it('holds dist/, the prebuild, the native sources, the docs and the metadata, and nothing from test/, src/ or build/', () => {
     // npm's own list and the archive agree.
     expect(packInfo.files.map((f) => f.path).sort()).toEqual(tarballFiles)
 
@@ -255,6 +255,10 @@ describe('the packed tarball', () => {
     ]) {
       expect(tarballFiles, file).toContain(file)
     }
+    // Every user doc the README links to ships with it.
+    const docs = readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)
+    expect(docs.length).toBeGreaterThan(0)
+    expect(tarballFiles.filter((f) => f.startsWith('docs/')).sort()).toEqual(docs.sort())
     // linux-x64, linux-arm64 and win32-x64, and no other binary.
     const expected = [...LINUX_PREBUILDS.filter((f) => CAN_BUILD_ARM64 || !f.includes('arm64')), ...(CAN_BUILD_WIN32 ? [WIN32_PREBUILD] : [])]
     expect(tarballFiles.filter((f) => f.startsWith('prebuilds/'))).toEqual(expected.sort())

@@ -8,7 +8,7 @@
  * that has taken a connection but whose completion the event loop has not
  * processed yet is lost when the handle closes: libuv closes its accept
  * socket, and the client sees ECONNRESET: under Wine, 0–19 per hand-off at
- * 550–750 requests/s, and none since this retirement (README, Windows).
+ * 550–750 requests/s, and none since this retirement (docs/windows.md).
  *
  * So before exit() resolves, each server handle on a socket that was passed
  * on is retired: `setSimultaneousAccepts(false)` makes libuv stop re-posting

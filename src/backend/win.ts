@@ -141,7 +141,7 @@ export class WinBackend implements PlatformBackend {
   }
 }
 
-/** Why unix and udp are refused on Windows; the README says the same. */
+/** Why unix and udp are refused on Windows; docs/windows.md says the same. */
 function refuseUnsupported(spec: BindSpec): asserts spec is InetSpec & { transport: 'stream' } {
   if (spec.kind === 'unix') {
     throw new HandoverError(

@@ -5,7 +5,7 @@
 //
 // Every command runs inside the container through nsenter. The units are
 // copied byte for byte from examples/systemd/ (the checkout is bind-mounted
-// at /srv/ho); the deployment they name is laid out as the README describes:
+// at /srv/ho); the deployment they name is laid out as docs/systemd.md describes:
 // /srv/app/current/server.js (examples/systemd/server.js) with handover in
 // /srv/app/current/node_modules/handover (and .bin/handover), user `app`, /usr/bin/node.
 // Each case prints "ok - …" or "not ok - …"; REPORT_FILE gets "passed failed".
@@ -76,7 +76,7 @@ async function test(name, fn) {
   }
 }
 
-// --- the deployment the README's units name ---------------------------------
+// --- the deployment the units in docs/systemd.md name ------------------------
 run(`id app >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /srv/app --shell /usr/sbin/nologin app
 mkdir -p /srv/app/current/node_modules
 ln -sfn /srv/ho /srv/app/current/node_modules/handover
@@ -350,20 +350,20 @@ wait; cat /tmp/slow.out`)
 }
 
 try {
-  await test('the README shows examples/systemd/* byte for byte', () => {
-    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+  await test('docs/systemd.md shows examples/systemd/* byte for byte', () => {
+    const doc = readFileSync(new URL('../../docs/systemd.md', import.meta.url), 'utf8')
     const examples = new URL('../../examples/systemd/', import.meta.url)
     const files = ['server.js', 'app.js', ...['notify-reload', 'notify', 'pidfile', 'run'].flatMap((d) => readdirSync(new URL(`${d}/`, examples)).map((f) => `${d}/${f}`))]
     for (const file of files) {
       const text = readFileSync(new URL(file, examples), 'utf8')
-      check(readme.includes(`\n${text}\`\`\`\n`), `README.md has no code block that is examples/systemd/${file}`)
+      check(doc.includes(`\n${text}\`\`\`\n`), `docs/systemd.md has no code block that is examples/systemd/${file}`)
     }
     return files.join(', ')
   })
   if (version >= 253) {
     await unitCases('notify-reload', 'status')
   } else {
-    await test('notify-reload: rejected as the README says ("Failed to parse service type", then "Job type reload is not applicable")', async () => {
+    await test('notify-reload: rejected as docs/systemd.md says ("Failed to parse service type", then "Job type reload is not applicable")', async () => {
       install('notify-reload')
       // systemd parses a unit when something loads it: here, the start.
       run('systemctl start app.service')
