@@ -113,29 +113,8 @@ inline Socket NewSocket(int domain, int type) {
 #endif
 }
 
-// Fills `addr` with a path or an abstract name (Linux); its length, or 0
-// with errno set.
-inline socklen_t UnixAddress(const std::string& path, bool abstract, sockaddr_un* addr) {
-  memset(addr, 0, sizeof(*addr));
-  addr->sun_family = AF_UNIX;
-  if (path.empty() || path.find('\0') != std::string::npos) {
-    errno = EINVAL;
-    return 0;
-  }
-  // A path needs room for its terminating NUL, an abstract name for its
-  // leading one.
-  if (path.size() > sizeof(addr->sun_path) - 1) {
-    errno = ENAMETOOLONG;
-    return 0;
-  }
-  memcpy(addr->sun_path + (abstract ? 1 : 0), path.data(), path.size());
-  // Abstract names count every byte, so the length must be exact.
-  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
-}
-
-// sdNotify(path, abstract, message), in notify.cc; sockets.cc exports it.
-Napi::Value SdNotifyJs(const Napi::CallbackInfo& info);
-// The supervisor's passFd, askForFd and reapPid, in supervise.cc.
+// The supervisor's passFd, askForFd and reapPid, in supervise.cc; sockets.cc
+// exports them.
 Napi::Value PassFdJs(const Napi::CallbackInfo& info);
 Napi::Value AskForFdJs(const Napi::CallbackInfo& info);
 Napi::Value ReapPidJs(const Napi::CallbackInfo& info);

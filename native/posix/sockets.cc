@@ -15,6 +15,26 @@ namespace {
 constexpr int kStream = 1;
 constexpr int kDgram = 2;
 
+// Fills `addr` with a path or an abstract name (Linux); its length, or 0
+// with errno set.
+socklen_t UnixAddress(const std::string& path, bool abstract, sockaddr_un* addr) {
+  memset(addr, 0, sizeof(*addr));
+  addr->sun_family = AF_UNIX;
+  if (path.empty() || path.find('\0') != std::string::npos) {
+    errno = EINVAL;
+    return 0;
+  }
+  // A path needs room for its terminating NUL, an abstract name for its
+  // leading one.
+  if (path.size() > sizeof(addr->sun_path) - 1) {
+    errno = ENAMETOOLONG;
+    return 0;
+  }
+  memcpy(addr->sun_path + (abstract ? 1 : 0), path.data(), path.size());
+  // Abstract names count every byte, so the length must be exact.
+  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+}
+
 // True if path is a socket file (a symlink is not followed); false with
 // errno set, EEXIST for a file of another type. On glibc through statx
 // (2.28): stat, lstat and fstat need GLIBC_2.33 when built against glibc
@@ -74,7 +94,6 @@ int BindUnix(const std::string& path, bool abstract, int backlog) {
   return fd;
 }
 
-// bindInet(kind, family, ip, port, v6only, backlog) -> fd
 Napi::Value BindInetJs(const Napi::CallbackInfo& info) {
   int kind, family, port, backlog;
   bool v6only;
@@ -88,7 +107,6 @@ Napi::Value BindInetJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), fd);
 }
 
-// bindUnix(path, abstract, backlog) -> fd
 Napi::Value BindUnixJs(const Napi::CallbackInfo& info) {
   std::string path;
   bool abstract;
@@ -119,11 +137,33 @@ Napi::Value SetNonBlockingJs(const Napi::CallbackInfo& info) {
   return Napi::Value();
 }
 
-// inspect(fd): see Inspect in addon.h.
 Napi::Value InspectJs(const Napi::CallbackInfo& info) {
   int fd;
   if (!GetArgs(info, &fd)) return ThrowTypeError(info.Env(), "inspect(fd)");
   return Inspect(info.Env(), fd);
+}
+
+// sd_notify without libsystemd: one datagram to the service manager's
+// socket, which Node's dgram cannot send to. The socket is fresh for every
+// message, and the send never blocks the event loop: a manager that is not
+// reading is reported (EAGAIN), not waited for. No MSG_NOSIGNAL: Node
+// ignores SIGPIPE, so a failed send is an error, never a signal.
+Napi::Value SdNotifyJs(const Napi::CallbackInfo& info) {
+  std::string path, message;
+  bool abstract;
+  if (!GetArgs(info, &path, &abstract, &message)) return ThrowTypeError(info.Env(), "sdNotify(path, abstract, message)");
+  sockaddr_un addr;
+  socklen_t len = UnixAddress(path, abstract, &addr);
+  if (len == 0) return ThrowLastError(info.Env(), "sendto");
+  int fd = NewSocket(AF_UNIX, SOCK_DGRAM);
+  if (fd < 0) return ThrowLastError(info.Env(), "socket");
+  ssize_t sent = sendto(fd, message.data(), message.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&addr), len);
+  int err = errno;
+  close(fd);
+  if (sent < 0) return ThrowSystemError(info.Env(), "sendto", err);
+  // Half a message would be a different message.
+  if (static_cast<size_t>(sent) != message.size()) return ThrowSystemError(info.Env(), "sendto", EMSGSIZE);
+  return Napi::Value();
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

@@ -36,7 +36,6 @@ SOCKET Import(WSAPROTOCOL_INFOW* protocol) {
   return s;
 }
 
-// bindTcp(family, ip, port, v6only, backlog) -> SOCKET
 Napi::Value BindTcpJs(const Napi::CallbackInfo& info) {
   int family, port, backlog;
   bool v6only;
@@ -87,7 +86,6 @@ Napi::Value DuplicateJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(copy));
 }
 
-// close(socket)
 Napi::Value CloseJs(const Napi::CallbackInfo& info) {
   SOCKET s;
   if (!GetArgs(info, &s)) return ThrowTypeError(info.Env(), "close(socket)");
@@ -95,7 +93,6 @@ Napi::Value CloseJs(const Napi::CallbackInfo& info) {
   return Napi::Value();
 }
 
-// inspect(socket): see Inspect in addon.h.
 Napi::Value InspectJs(const Napi::CallbackInfo& info) {
   SOCKET s;
   if (!GetArgs(info, &s)) return ThrowTypeError(info.Env(), "inspect(socket)");
