@@ -117,14 +117,12 @@ Napi::Value AskForFdJs(const Napi::CallbackInfo& info) {
   return result;
 }
 
-// reapPid(pid): waitpid(pid, WNOHANG); true if that pid was reaped.
+// reapPid(pid): waitpid(pid, WNOHANG); true if that pid was reaped. With
+// WNOHANG it never sleeps, so no signal can interrupt it.
 Napi::Value ReapPidJs(const Napi::CallbackInfo& info) {
   int pid, status;
   if (!GetArgs(info, &pid) || pid <= 0) return ThrowTypeError(info.Env(), "reapPid(pid)");
-  pid_t done;
-  do done = waitpid(pid, &status, WNOHANG);
-  while (done < 0 && errno == EINTR);
-  return Napi::Boolean::New(info.Env(), done == pid);
+  return Napi::Boolean::New(info.Env(), waitpid(pid, &status, WNOHANG) == pid);
 }
 
 }  // namespace handover
