@@ -15,7 +15,6 @@
 // and handover never forks from another thread, so nothing can inherit it.
 #ifndef MSG_CMSG_CLOEXEC
 #define MSG_CMSG_CLOEXEC 0
-#define HANDOVER_SET_CLOEXEC 1
 #endif
 
 namespace handover {
@@ -77,9 +76,7 @@ int ReceiveLine(int channel, int timeout_ms, std::string* line, int* fd) {
       int got;
       if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
       memcpy(&got, CMSG_DATA(c), sizeof(int));
-#ifdef HANDOVER_SET_CLOEXEC
-      fcntl(got, F_SETFD, FD_CLOEXEC);
-#endif
+      if (MSG_CMSG_CLOEXEC == 0) fcntl(got, F_SETFD, FD_CLOEXEC);
       if (*fd < 0) *fd = got;
       else close(got);
     }
@@ -98,21 +95,21 @@ int ReceiveLine(int channel, int timeout_ms, std::string* line, int* fd) {
 Napi::Value PassFdJs(const Napi::CallbackInfo& info) {
   int channel, fd;
   std::string line;
-  if (!Get(info, 0, &channel) || !Get(info, 1, &line) || !Get(info, 2, &fd)) return ThrowTypeError(info.Env(), "passFd(channel, line, fd)");
-  if (SendLine(channel, line, fd) == -1) return ThrowSystemError(info.Env(), "sendmsg", errno);
+  if (!GetArgs(info, &channel, &line, &fd)) return ThrowTypeError(info.Env(), "passFd(channel, line, fd)");
+  if (SendLine(channel, line, fd) == -1) return ThrowLastError(info.Env(), "sendmsg");
   return Napi::Value();
 }
 
-// askForFd(channel, line, timeoutMs): sends line, blocks for the answer; { line, fd } (fd -1 if none).
+// askForFd(channel, line, timeoutMs): sends line, blocks for the answer;
+// { line, fd } (fd -1 if none).
 Napi::Value AskForFdJs(const Napi::CallbackInfo& info) {
   int channel, timeout, fd = -1;
   std::string request, answer;
-  if (!Get(info, 0, &channel) || !Get(info, 1, &request) || !Get(info, 2, &timeout)) return ThrowTypeError(info.Env(), "askForFd(channel, line, timeoutMs)");
-  if (SendLine(channel, request, -1) == -1) return ThrowSystemError(info.Env(), "sendmsg", errno);
+  if (!GetArgs(info, &channel, &request, &timeout)) return ThrowTypeError(info.Env(), "askForFd(channel, line, timeoutMs)");
+  if (SendLine(channel, request, -1) == -1) return ThrowLastError(info.Env(), "sendmsg");
   if (ReceiveLine(channel, timeout, &answer, &fd) == -1) {
-    int err = errno;
-    if (fd >= 0) close(fd);
-    return ThrowSystemError(info.Env(), err == ETIMEDOUT ? "poll" : "recvmsg", err);
+    if (fd >= 0) Fail(fd);
+    return ThrowLastError(info.Env(), errno == ETIMEDOUT ? "poll" : "recvmsg");
   }
   Napi::Object result = Napi::Object::New(info.Env());
   result.Set("line", answer);
@@ -120,14 +117,12 @@ Napi::Value AskForFdJs(const Napi::CallbackInfo& info) {
   return result;
 }
 
-// reapPid(pid): waitpid(pid, WNOHANG); true if that pid was reaped.
+// reapPid(pid): waitpid(pid, WNOHANG); true if that pid was reaped. With
+// WNOHANG it never sleeps, so no signal can interrupt it.
 Napi::Value ReapPidJs(const Napi::CallbackInfo& info) {
   int pid, status;
-  if (!Get(info, 0, &pid) || pid <= 0) return ThrowTypeError(info.Env(), "reapPid(pid)");
-  pid_t done;
-  do done = waitpid(pid, &status, WNOHANG);
-  while (done < 0 && errno == EINTR);
-  return Napi::Boolean::New(info.Env(), done == pid);
+  if (!GetArgs(info, &pid) || pid <= 0) return ThrowTypeError(info.Env(), "reapPid(pid)");
+  return Napi::Boolean::New(info.Env(), waitpid(pid, &status, WNOHANG) == pid);
 }
 
 }  // namespace handover

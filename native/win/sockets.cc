@@ -8,64 +8,16 @@
 // info names the target pid and is useless to any other process.
 //
 // Errors carry the Winsock error number as `errno`; src/backend/win.ts gives
-// them their E-name.
+// them their E-name. Winsock itself needs no WSAStartup here: libuv started
+// it when Node's event loop was made, and never cleans it up.
 
 #include "../addon.h"  // and winsock2.h, ws2tcpip.h, windows.h
 
 namespace handover {
 namespace {
 
-constexpr DWORD kSocketFlags = WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT;
-
-// SOCKET values are kernel handles: small, and well inside a double's range.
-bool GetSocket(const Napi::CallbackInfo& info, size_t i, SOCKET* out) {
-  if (!info[i].IsNumber()) return false;
-  int64_t n = info[i].As<Napi::Number>().Int64Value();
-  if (n <= 0 || n > (int64_t{1} << 52)) return false;
-  *out = static_cast<SOCKET>(n);
-  return true;
-}
-
-Napi::Value MakeSocket(Napi::Env env, SOCKET s) {
-  return Napi::Number::New(env, static_cast<double>(static_cast<int64_t>(s)));
-}
-
-Napi::Value ThrowWsa(Napi::Env env, const char* syscall) {
-  return ThrowSystemError(env, syscall, WSAGetLastError());
-}
-
-// Closes s and keeps the Winsock error of the call that failed.
-SOCKET Fail(SOCKET s) {
-  int err = WSAGetLastError();
-  if (s != INVALID_SOCKET) closesocket(s);
-  WSASetLastError(err);
-  return INVALID_SOCKET;
-}
-
-// No SO_REUSEADDR: on Windows it lets a second socket steal a port that is
-// in use. No SO_EXCLUSIVEADDRUSE either: it also refuses the port while
-// connections accepted by an earlier, closed listener linger, so a server
-// restarted after a crash could not bind for minutes. The default is what
-// libuv and Node use: a second listener on the port fails, and since
-// Windows Server 2003 other accounts cannot take the port over.
-SOCKET BindTcp(int family, const std::string& ip, int port, bool v6only, int backlog) {
-  sockaddr_storage storage;
-  int len = InetAddress(family, ip, port, &storage);
-  if (len == 0) {
-    WSASetLastError(WSAEINVAL);
-    return INVALID_SOCKET;
-  }
-  SOCKET s = WSASocketW(storage.ss_family, SOCK_STREAM, IPPROTO_TCP, nullptr, 0, kSocketFlags);
-  if (s == INVALID_SOCKET) return INVALID_SOCKET;
-  if (family == 6) {
-    DWORD flag = v6only ? 1 : 0;
-    if (setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<const char*>(&flag), sizeof(flag)) != 0) {
-      return Fail(s);
-    }
-  }
-  if (bind(s, reinterpret_cast<sockaddr*>(&storage), len) != 0) return Fail(s);
-  if (listen(s, backlog) != 0) return Fail(s);
-  return s;
+SOCKET FromProtocolInfo(WSAPROTOCOL_INFOW* protocol) {
+  return WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, protocol, 0, kSocketFlags);
 }
 
 // Imports protocol info duplicated for this process, and refuses anything
@@ -73,53 +25,38 @@ SOCKET BindTcp(int family, const std::string& ip, int port, bool v6only, int bac
 // never closed: info meant for another pid names a handle value of that
 // process, which here may be any handle of ours (under Wine it came back as
 // this process's stdout).
-SOCKET Import(const WSAPROTOCOL_INFOW& info) {
-  WSAPROTOCOL_INFOW copy = info;
-  SOCKET s = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &copy, 0, kSocketFlags);
+SOCKET Import(WSAPROTOCOL_INFOW* protocol) {
+  SOCKET s = FromProtocolInfo(protocol);
   if (s == INVALID_SOCKET) return INVALID_SOCKET;
   sockaddr_storage storage;
   int len = sizeof(storage);
   if (getsockname(s, reinterpret_cast<sockaddr*>(&storage), &len) != 0) return INVALID_SOCKET;
-  if (storage.ss_family != AF_INET && storage.ss_family != AF_INET6) {
-    WSASetLastError(WSAEAFNOSUPPORT);
-    return INVALID_SOCKET;
-  }
-  BOOL accepting = FALSE;
-  int optlen = sizeof(accepting);
-  if (getsockopt(s, SOL_SOCKET, SO_ACCEPTCONN, reinterpret_cast<char*>(&accepting), &optlen) != 0) {
-    return INVALID_SOCKET;
-  }
-  if (!accepting) {
-    WSASetLastError(WSAEINVAL);
-    return INVALID_SOCKET;
-  }
+  if (storage.ss_family != AF_INET && storage.ss_family != AF_INET6) return Refuse(WSAEAFNOSUPPORT);
+  if (!IntOption(s, SOL_SOCKET, SO_ACCEPTCONN)) return Refuse(WSAEINVAL);
   return s;
 }
 
-// bindTcp(family, ip, port, v6only, backlog) -> SOCKET
 Napi::Value BindTcpJs(const Napi::CallbackInfo& info) {
   int family, port, backlog;
   bool v6only;
   std::string ip;
-  if (!Get(info, 0, &family) || !Get(info, 1, &ip) || !Get(info, 2, &port) || !Get(info, 3, &v6only) ||
-      !Get(info, 4, &backlog) || (family != 4 && family != 6) || port < 0 || port > 65535 || backlog < 1) {
+  if (!GetArgs(info, &family, &ip, &port, &v6only, &backlog) || (family != 4 && family != 6) || port < 0 ||
+      port > 65535 || backlog < 1) {
     return ThrowTypeError(info.Env(), "bindTcp(family, ip, port, v6only, backlog)");
   }
-  SOCKET s = BindTcp(family, ip, port, v6only, backlog);
-  if (s == INVALID_SOCKET) return ThrowWsa(info.Env(), "listen");
-  return MakeSocket(info.Env(), s);
+  SOCKET s = BindInet(SOCK_STREAM, family, ip, port, v6only, backlog);
+  if (s == INVALID_SOCKET) return ThrowLastError(info.Env(), "listen");
+  return Napi::Number::New(info.Env(), static_cast<double>(s));
 }
 
 // duplicateFor(socket, pid) -> Buffer with the WSAPROTOCOL_INFOW for pid
 Napi::Value DuplicateForJs(const Napi::CallbackInfo& info) {
   SOCKET s;
   int pid;
-  if (!GetSocket(info, 0, &s) || !Get(info, 1, &pid) || pid <= 0) {
-    return ThrowTypeError(info.Env(), "duplicateFor(socket, pid)");
-  }
+  if (!GetArgs(info, &s, &pid) || pid <= 0) return ThrowTypeError(info.Env(), "duplicateFor(socket, pid)");
   WSAPROTOCOL_INFOW protocol;
   if (WSADuplicateSocketW(s, static_cast<DWORD>(pid), &protocol) != 0) {
-    return ThrowWsa(info.Env(), "WSADuplicateSocketW");
+    return ThrowLastError(info.Env(), "WSADuplicateSocketW");
   }
   return Napi::Buffer<uint8_t>::Copy(info.Env(), reinterpret_cast<const uint8_t*>(&protocol), sizeof(protocol));
 }
@@ -128,77 +65,41 @@ Napi::Value DuplicateForJs(const Napi::CallbackInfo& info) {
 Napi::Value ImportJs(const Napi::CallbackInfo& info) {
   if (!info[0].IsBuffer()) return ThrowTypeError(info.Env(), "importSocket(buffer)");
   auto buffer = info[0].As<Napi::Buffer<uint8_t>>();
-  if (buffer.Length() != sizeof(WSAPROTOCOL_INFOW)) {
-    return ThrowSystemError(info.Env(), "WSASocketW", WSAEINVAL);
-  }
+  if (buffer.Length() != sizeof(WSAPROTOCOL_INFOW)) return ThrowSystemError(info.Env(), "WSASocketW", WSAEINVAL);
   WSAPROTOCOL_INFOW protocol;
   memcpy(&protocol, buffer.Data(), sizeof(protocol));
-  SOCKET s = Import(protocol);
-  if (s == INVALID_SOCKET) return ThrowWsa(info.Env(), "WSASocketW");
-  return MakeSocket(info.Env(), s);
+  SOCKET s = Import(&protocol);
+  if (s == INVALID_SOCKET) return ThrowLastError(info.Env(), "WSASocketW");
+  return Napi::Number::New(info.Env(), static_cast<double>(s));
 }
 
 // duplicate(socket) -> a second, non-inheritable SOCKET in this process
 Napi::Value DuplicateJs(const Napi::CallbackInfo& info) {
   SOCKET s;
-  if (!GetSocket(info, 0, &s)) return ThrowTypeError(info.Env(), "duplicate(socket)");
+  if (!GetArgs(info, &s)) return ThrowTypeError(info.Env(), "duplicate(socket)");
   WSAPROTOCOL_INFOW protocol;
   if (WSADuplicateSocketW(s, GetCurrentProcessId(), &protocol) != 0) {
-    return ThrowWsa(info.Env(), "WSADuplicateSocketW");
+    return ThrowLastError(info.Env(), "WSADuplicateSocketW");
   }
-  SOCKET copy = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &protocol, 0, kSocketFlags);
-  if (copy == INVALID_SOCKET) return ThrowWsa(info.Env(), "WSASocketW");
-  return MakeSocket(info.Env(), copy);
+  SOCKET copy = FromProtocolInfo(&protocol);
+  if (copy == INVALID_SOCKET) return ThrowLastError(info.Env(), "WSASocketW");
+  return Napi::Number::New(info.Env(), static_cast<double>(copy));
 }
 
-// close(socket)
 Napi::Value CloseJs(const Napi::CallbackInfo& info) {
   SOCKET s;
-  if (!GetSocket(info, 0, &s)) return ThrowTypeError(info.Env(), "close(socket)");
-  if (closesocket(s) != 0) return ThrowWsa(info.Env(), "closesocket");
+  if (!GetArgs(info, &s)) return ThrowTypeError(info.Env(), "close(socket)");
+  if (closesocket(s) != 0) return ThrowLastError(info.Env(), "closesocket");
   return Napi::Value();
 }
 
-// inspect(socket) -> { family, type, listening, address?, port?, v6only? }
 Napi::Value InspectJs(const Napi::CallbackInfo& info) {
   SOCKET s;
-  if (!GetSocket(info, 0, &s)) return ThrowTypeError(info.Env(), "inspect(socket)");
-  int type = 0;
-  int optlen = sizeof(type);
-  if (getsockopt(s, SOL_SOCKET, SO_TYPE, reinterpret_cast<char*>(&type), &optlen) != 0) {
-    return ThrowWsa(info.Env(), "getsockopt");
-  }
-  sockaddr_storage storage;
-  memset(&storage, 0, sizeof(storage));
-  int len = sizeof(storage);
-  if (getsockname(s, reinterpret_cast<sockaddr*>(&storage), &len) != 0) {
-    return ThrowWsa(info.Env(), "getsockname");
-  }
-  BOOL accepting = FALSE;
-  optlen = sizeof(accepting);
-  if (getsockopt(s, SOL_SOCKET, SO_ACCEPTCONN, reinterpret_cast<char*>(&accepting), &optlen) != 0) {
-    accepting = FALSE;
-  }
-
-  Napi::Object out = Napi::Object::New(info.Env());
-  out.Set("type", type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "dgram" : "other");
-  out.Set("listening", accepting != FALSE);
-  DWORD v6only = 0;
-  if (storage.ss_family == AF_INET6) {
-    optlen = sizeof(v6only);
-    getsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, reinterpret_cast<char*>(&v6only), &optlen);
-  }
-  if (!SetInetAddress(out, storage, v6only != 0)) out.Set("family", "other");
-  return out;
+  if (!GetArgs(info, &s)) return ThrowTypeError(info.Env(), "inspect(socket)");
+  return Inspect(info.Env(), s);
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  // Node has started Winsock already; this reference keeps it ours too.
-  WSADATA data;
-  if (WSAStartup(MAKEWORD(2, 2), &data) != 0) {
-    ThrowSystemError(env, "WSAStartup", WSAGetLastError());
-    return exports;
-  }
   exports.Set("bindTcp", Napi::Function::New(env, BindTcpJs, "bindTcp"));
   exports.Set("duplicateFor", Napi::Function::New(env, DuplicateForJs, "duplicateFor"));
   exports.Set("importSocket", Napi::Function::New(env, ImportJs, "importSocket"));
