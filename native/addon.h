@@ -29,7 +29,7 @@
 namespace handover {
 
 // Thrown into JavaScript as an Error with `errno` (positive, OS-native) and
-// `syscall`; src/errors.ts names it (EADDRINUSE, ...), after
+// `syscall`; src/core/errors.ts names it (EADDRINUSE, ...), after
 // src/backend/win.ts has named a Winsock number.
 inline Napi::Value ThrowSystemError(Napi::Env env, const char* syscall, int err) {
   Napi::Error error = Napi::Error::New(env, std::string(syscall) + " failed");

@@ -11,7 +11,7 @@
 namespace handover {
 namespace {
 
-// The kind argument of bindInet, as src/native.ts names it.
+// The kind argument of bindInet, as src/backend/posix-addon.ts names it.
 constexpr int kStream = 1;
 constexpr int kDgram = 2;
 
