@@ -2,9 +2,9 @@ import { lstatSync, unlinkSync } from 'node:fs'
 import { constants } from 'node:os'
 import { nameKey, type ActivatedSockets } from '../service/activation.js'
 import { formatInet, parseAddress, type BindSpec, type Network } from './address.js'
-import type { ListenTarget, OsSocket, OutgoingSocket, PlatformBackend, TransferEntry } from '../backend/types.js'
+import type { ListenTarget, OsSocket, OutgoingSocket, PlatformBackend, SocketInfo } from '../backend/types.js'
 import { HandoverError, systemError } from './errors.js'
-import type { SocketInfo } from '../backend/addon.js'
+import type { TransferEntry } from './protocol.js'
 
 const BACKLOG = 511
 

@@ -1,6 +1,8 @@
-import type { PlatformBackend, TransferEntry } from '../backend/types.js'
+import type { PlatformBackend } from '../backend/types.js'
 import { HandoverError } from './errors.js'
-import { chooseVersion, ControlChannel, MAX_HELLO_LINE, MAX_LINE, type HelloMessage, type Message, type UpgradeResultMessage } from './protocol.js'
+import {
+  chooseVersion, ControlChannel, MAX_HELLO_LINE, MAX_LINE, type HelloMessage, type Message, type TransferEntry, type UpgradeResultMessage,
+} from './protocol.js'
 
 /** The link a new generation keeps to the process that started it. */
 export class ParentLink {

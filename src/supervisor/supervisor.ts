@@ -118,7 +118,7 @@ export class Supervisor {
       throw new HandoverError('ERR_UNSUPPORTED', 'handover run needs SCM_RIGHTS to pass sockets to running workers; on Windows, use the API or handover/register')
     }
     const backend = await platformBackend()
-    const table = new SocketTable(backend, resolved.cwd, [], ActivatedSockets.take())
+    const table = new SocketTable(backend, resolved.cwd, [], ActivatedSockets.take(backend))
     const controlTable = new SocketTable(backend, resolved.cwd)
     const supervisor = new Supervisor(resolved, backend, table, controlTable)
     try {
