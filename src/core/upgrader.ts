@@ -3,8 +3,10 @@ import type { PlatformBackend } from '../backend/types.js'
 import type { PacketNetwork, StreamNetwork } from './address.js'
 import { startChild, type ReadyChild } from './child.js'
 import type { ControlServer } from '../service/control-socket.js'
-import { HandoverError, invalidOption, MAX_TIMEOUT } from './errors.js'
-import { resolveOptions, type Resolved, type UpgraderOptions } from './options.js'
+import { HandoverError } from './errors.js'
+import {
+  checkWaitOptions, resolveOptions, resolveUpgradeOptions, type Resolved, type UpgradeOptions, type UpgraderOptions, type WaitOptions,
+} from './options.js'
 import { Listener, SocketTable } from './listeners.js'
 import { claimGeneration, inClusterWorker, openGeneration, type Generation } from './generation.js'
 import { releaseStartingSighup } from './protocol.js'
@@ -13,28 +15,11 @@ import { removeOwnPidFile, writePidFile } from './pidfile.js'
 import { serveProbation } from './probation.js'
 import { ServiceNotifier } from '../service/systemd.js'
 
-export type { UpgraderOptions } from './options.js'
+export type { UpgradeOptions, UpgraderOptions, WaitOptions } from './options.js'
 
 export interface UpgradeResult {
   /** The pid of the new generation, which is now serving. */
   pid: number
-}
-
-export interface UpgradeOptions {
-  /** Aborting it kills the new process; upgrade() rejects with ERR_ABORTED. */
-  signal?: AbortSignal
-  /**
-   * In a new generation whose parent is still draining: milliseconds to wait
-   * for the parent to exit before starting the next one. Default 0: reject
-   * at once with ERR_PARENT_NOT_EXITED, as when the wait runs out.
-   */
-  waitForParent?: number
-}
-
-export interface WaitOptions {
-  signal?: AbortSignal
-  /** Milliseconds; rejects with ERR_TIMEOUT when they run out. */
-  timeout?: number
 }
 
 /**
@@ -179,11 +164,11 @@ export class Upgrader {
    * killed, this one keeps serving, and a later upgrade() may try again.
    */
   upgrade(options: UpgradeOptions = {}): Promise<UpgradeResult> {
-    const invalid = invalidWaitOptions(options, false)
-    if (invalid) return Promise.reject(invalid)
-    const waitMs = options?.waitForParent ?? 0
-    if (!(typeof waitMs === 'number' && waitMs >= 0 && waitMs <= MAX_TIMEOUT)) {
-      return Promise.reject(invalidOption('waitForParent', waitMs, `a number of ms from 0 to ${MAX_TIMEOUT}`))
+    let waitMs: number
+    try {
+      waitMs = resolveUpgradeOptions(options)
+    } catch (err) {
+      return Promise.reject(err)
     }
     if (this.stopped) return Promise.reject(stoppedError())
     if (this.successor) {
@@ -249,8 +234,11 @@ export class Upgrader {
 
   /** Resolves once the parent process has exited; at once if there is none. */
   waitForParent(options: WaitOptions = {}): Promise<void> {
-    const invalid = invalidWaitOptions(options, true)
-    if (invalid) return Promise.reject(invalid)
+    try {
+      checkWaitOptions(options)
+    } catch (err) {
+      return Promise.reject(err)
+    }
     const parent = this.parent
     if (!parent || parent.hasExited) return withDeadline(Promise.resolve(), options, 'the parent to exit')
     // While someone waits, the wait itself keeps the process alive.
@@ -388,17 +376,6 @@ function eitherSignal(stop: AbortSignal, caller: AbortSignal): { signal: AbortSi
     stop.addEventListener('abort', fromStop, { once: true })
   }
   return { signal: controller.signal, release }
-}
-
-function invalidWaitOptions(options: unknown, timeoutAllowed: boolean): HandoverError | undefined {
-  if (options === undefined) return undefined
-  if (typeof options !== 'object' || options === null) return invalidOption('options', options, 'an object')
-  const { signal, timeout } = options as WaitOptions
-  if (signal !== undefined && !(signal instanceof AbortSignal)) return invalidOption('signal', signal, 'an AbortSignal')
-  if (timeoutAllowed && timeout !== undefined && !(typeof timeout === 'number' && timeout >= 0 && timeout <= MAX_TIMEOUT)) {
-    return invalidOption('timeout', timeout, `a number of ms from 0 to ${MAX_TIMEOUT}`)
-  }
-  return undefined
 }
 
 /** Races a promise against an optional timeout and abort signal. */
