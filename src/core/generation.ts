@@ -3,7 +3,7 @@ import { ActivatedSockets } from '../service/activation.js'
 import { platformBackend } from '../backend/index.js'
 import type { PlatformBackend } from '../backend/types.js'
 import { HandoverError } from './errors.js'
-import { ParentLink } from './parent.js'
+import { ParentLink } from './parent-link.js'
 import { inheritedControlFd, inheritedSupervisorFd } from './protocol.js'
 import type { SupervisorLink } from '../supervisor/worker-link.js'
 

@@ -1,7 +1,8 @@
 import { listenName, type ListenOptions } from '../service/activation.js'
 import type { PlatformBackend } from '../backend/types.js'
 import type { PacketNetwork, StreamNetwork } from './address.js'
-import { startChild, type ReadyChild } from './child.js'
+import { ChildLink } from './child-link.js'
+import { eitherSignal, waitDeadline, withDeadline } from './deadline.js'
 import type { ControlServer } from '../service/control-socket.js'
 import { HandoverError } from './errors.js'
 import {
@@ -10,9 +11,8 @@ import {
 import { Listener, SocketTable } from './listeners.js'
 import { claimGeneration, inClusterWorker, openGeneration, type Generation } from './generation.js'
 import { releaseStartingSighup } from './protocol.js'
-import type { ParentLink } from './parent.js'
+import type { ParentLink } from './parent-link.js'
 import { removeOwnPidFile, writePidFile } from './pidfile.js'
-import { serveProbation } from './probation.js'
 import { ServiceNotifier } from '../service/systemd.js'
 
 export type { UpgradeOptions, UpgraderOptions, WaitOptions } from './options.js'
@@ -30,7 +30,7 @@ export class Upgrader {
   private readyPromise?: Promise<void>
   private isReady = false
   private upgrading?: Promise<UpgradeResult>
-  private successor?: ReadyChild
+  private successor?: ChildLink
   private stopped = false
   private readonly stopController = new AbortController()
   private resolveExit!: () => void
@@ -191,7 +191,7 @@ export class Upgrader {
     const run = async (): Promise<UpgradeResult> => {
       if (parent) {
         try {
-          await waitForExit(parent, waitMs, signal)
+          await parent.waitForExit({ timeout: waitMs, signal, timedOut: () => parentNotExited(parent, waitMs), aborted: () => signal.reason })
         } catch (err) {
           if (!this.stopped) this.notifier.upgradeFailed(err)
           throw err
@@ -241,9 +241,7 @@ export class Upgrader {
     }
     const parent = this.parent
     if (!parent || parent.hasExited) return withDeadline(Promise.resolve(), options, 'the parent to exit')
-    // While someone waits, the wait itself keeps the process alive.
-    parent.ref()
-    return withDeadline(parent.exited, options, 'the parent to exit').finally(() => parent.unref())
+    return parent.waitForExit(waitDeadline(options, 'the parent to exit'))
   }
 
   /** A worker does not start generations: the supervisor does, for all its workers at once. */
@@ -262,10 +260,10 @@ export class Upgrader {
 
   private async runUpgrade(signal: AbortSignal): Promise<UpgradeResult> {
     const o = this.options
-    let child: ReadyChild
+    let child: ChildLink
     let childPid: number | undefined
     try {
-      child = await startChild({
+      child = await ChildLink.start({
         backend: this.backend,
         command: o.command,
         args: o.args,
@@ -276,20 +274,14 @@ export class Upgrader {
         signal,
         onSpawn: (pid) => (childPid = pid),
       })
+      if (o.probation > 0) await child.serveProbation(o.probation, signal)
     } catch (err) {
       throw await this.upgradeFailed(err, childPid)
-    }
-    if (o.probation > 0) {
-      try {
-        await serveProbation(child, o.probation, signal)
-      } catch (err) {
-        throw await this.upgradeFailed(err, child.pid)
-      }
     }
     this.successor = child
     // Before the child's READY=1, which the manager accepts only from its main process.
     this.notifier.handedOver(child.pid)
-    void child.channel.send({ type: 'handed-over' })
+    child.handedOver()
     // The child holds its own copies now; the servers keep theirs until closed.
     this.table.closeAll(false)
     // Windows only: servers stop accepting there without dropping accepted connections.
@@ -325,79 +317,11 @@ export class Upgrader {
   }
 }
 
-
 function parentNotExited(parent: ParentLink, waitedMs = 0): HandoverError {
   const how = waitedMs > 0 ? `within ${waitedMs} ms` : 'yet; pass upgrade({ waitForParent: ms }), or await waitForParent() first'
   return new HandoverError('ERR_PARENT_NOT_EXITED', `the previous process ${parent.parentPid} has not exited ${how}`)
 }
 
-/** Resolves when the parent exits; rejects when `ms` run out (ERR_PARENT_NOT_EXITED) or `signal` aborts (its reason). */
-function waitForExit(parent: ParentLink, ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.reject(signal.reason)
-  parent.ref()
-  return new Promise<void>((resolve, reject) => {
-    let done = false
-    const finish = (settle: () => void): void => {
-      // Once: the parent may exit after the timer or the abort has settled this.
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      signal.removeEventListener('abort', onAbort)
-      parent.unref()
-      settle()
-    }
-    const onAbort = (): void => finish(() => reject(signal.reason))
-    const timer = setTimeout(() => finish(() => reject(parentNotExited(parent, ms))), ms)
-    signal.addEventListener('abort', onAbort, { once: true })
-    void parent.exited.then(() => finish(resolve))
-  })
-}
-
 function stoppedError(): HandoverError {
   return new HandoverError('ERR_STOPPED', 'the upgrader was stopped')
-}
-
-/**
- * Aborts when stop() or the caller's signal does; the caller's reason
- * becomes ERR_ABORTED. (AbortSignal.any needs Node 20.3.)
- */
-function eitherSignal(stop: AbortSignal, caller: AbortSignal): { signal: AbortSignal; release: () => void } {
-  const controller = new AbortController()
-  const fromCaller = (): void => controller.abort(new HandoverError('ERR_ABORTED', 'the upgrade was aborted', { cause: caller.reason }))
-  const fromStop = (): void => controller.abort(stop.reason)
-  const release = (): void => {
-    caller.removeEventListener('abort', fromCaller)
-    stop.removeEventListener('abort', fromStop)
-  }
-  if (caller.aborted) fromCaller()
-  else if (stop.aborted) fromStop()
-  else {
-    caller.addEventListener('abort', fromCaller, { once: true })
-    stop.addEventListener('abort', fromStop, { once: true })
-  }
-  return { signal: controller.signal, release }
-}
-
-/** Races a promise against an optional timeout and abort signal. */
-export function withDeadline<T>(promise: Promise<T>, options: WaitOptions, what: string): Promise<T> {
-  const { signal, timeout } = options ?? {}
-  if (signal?.aborted) return Promise.reject(new HandoverError('ERR_ABORTED', `stopped waiting for ${what}`, { cause: signal.reason }))
-  return new Promise<T>((resolve, reject) => {
-    let timer: NodeJS.Timeout | undefined
-    const onAbort = (): void => finish(() => reject(new HandoverError('ERR_ABORTED', `stopped waiting for ${what}`, { cause: signal?.reason })))
-    let done = false
-    const finish = (settle: () => void): void => {
-      // Once: the parent may exit after the timer or the abort has settled this.
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', onAbort)
-      settle()
-    }
-    if (timeout !== undefined) {
-      timer = setTimeout(() => finish(() => reject(new HandoverError('ERR_TIMEOUT', `timed out after ${timeout} ms waiting for ${what}`))), timeout)
-    }
-    signal?.addEventListener('abort', onAbort, { once: true })
-    promise.then((v) => finish(() => resolve(v)), (e) => finish(() => reject(e)))
-  })
 }

@@ -1,4 +1,5 @@
 import type { PlatformBackend } from '../backend/types.js'
+import { raceDeadline, type Deadline } from './deadline.js'
 import { HandoverError } from './errors.js'
 import {
   chooseVersion, ControlChannel, MAX_HELLO_LINE, MAX_LINE, type HelloMessage, type Message, type TransferEntry, type UpgradeResultMessage,
@@ -67,6 +68,12 @@ export class ParentLink {
 
   get hasExited(): boolean {
     return this.exitedFlag
+  }
+
+  /** Resolves once the parent has exited, keeping this process alive meanwhile; rejects as the deadline says. */
+  waitForExit(deadline: Deadline): Promise<void> {
+    this.ref()
+    return raceDeadline(this.exited, deadline).finally(() => this.unref())
   }
 
   /**
