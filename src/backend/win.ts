@@ -91,7 +91,7 @@ export class WinBackend implements PlatformBackend {
     const control = (child.stdio?.[CONTROL_FD] ?? undefined) as Socket | undefined
     this.passedOn = new Set(request.sockets.map((s) => s.socket))
     const transfer: TransferEntry[] = []
-    // No pid: the spawn failed, and startChild reports Node's 'error'.
+    // No pid: the spawn failed, and ChildLink.start() reports Node's 'error'.
     if (child.pid !== undefined) {
       for (const s of request.sockets) {
         let info: Buffer

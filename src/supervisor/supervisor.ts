@@ -365,7 +365,7 @@ function resolveOptions(o: SupervisorOptions): Resolved {
   const args = checkStrings('args', o.args)
   const execArgv = checkStrings('execArgv', o.execArgv)
   const cwd = o.cwd ?? process.cwd()
-  const mode = fileMode('controlSocketMode', o.controlSocketMode, 0o600)
+  const mode = fileMode('controlSocketMode', o.controlSocketMode ?? 0o600, 0o600)
   return {
     script: resolve(cwd, o.script),
     args: args ?? [],
