@@ -1,3 +1,6 @@
+import { HandoverError } from '../core/errors.js'
+import { loadAddon } from './addon.js'
+import type { PosixAddon } from './posix-addon.js'
 import type { PlatformBackend } from './types.js'
 
 export type * from './types.js'
@@ -14,4 +17,15 @@ export function platformBackend(): Promise<PlatformBackend> {
       ? import('./win.js').then(({ WinBackend }) => new WinBackend())
       : import('./posix.js').then(({ PosixBackend }) => new PosixBackend())
   return backend
+}
+
+/**
+ * One sd_notify datagram to a unix datagram socket (a path, or an abstract
+ * name without its NUL), which Node's dgram cannot send. Not a
+ * PlatformBackend method: notify() is synchronous and may be called before
+ * any Upgrader has loaded the backend, and only import() loads that.
+ */
+export function sendNotify(path: string, abstract: boolean, message: string): void {
+  if (process.platform === 'win32') throw new HandoverError('ERR_UNSUPPORTED', 'sd_notify is not supported on Windows')
+  loadAddon<PosixAddon>().sdNotify(path, abstract, message)
 }

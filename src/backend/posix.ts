@@ -3,9 +3,9 @@ import { closeSync } from 'node:fs'
 import { Socket } from 'node:net'
 import type { BindSpec } from '../core/address.js'
 import { HandoverError, systemError } from '../core/errors.js'
-import { loadAddon, SOCK_DGRAM, SOCK_STREAM, type PosixAddon } from './addon.js'
-import { CONTROL_ENV, SUPERVISOR_ENV } from '../core/protocol.js'
-import type { OsSocket, PlatformBackend, SpawnRequest, SpawnedChild, TransferEntry } from './types.js'
+import { posixAddon, SOCK_DGRAM, SOCK_STREAM, type PosixAddon } from './posix-addon.js'
+import { CONTROL_ENV, SUPERVISOR_ENV, type TransferEntry } from '../core/protocol.js'
+import type { OsSocket, PlatformBackend, SpawnRequest, SpawnedChild } from './types.js'
 
 /** The control channel sits at fd 3 in the child; a worker's request channel at 4; the sockets follow. */
 const CONTROL_FD = 3
@@ -13,7 +13,7 @@ const REQUEST_FD = 4
 const FIRST_SOCKET_FD = 4
 
 export class PosixBackend implements PlatformBackend {
-  private readonly addon: PosixAddon = loadAddon<PosixAddon>()
+  private readonly addon: PosixAddon = posixAddon()
 
   bind(spec: BindSpec, backlog: number): OsSocket {
     if (spec.kind === 'unix') return this.addon.bindUnix(spec.path, spec.abstract, backlog)
@@ -33,8 +33,12 @@ export class PosixBackend implements PlatformBackend {
     }
   }
 
+  duplicate(socket: OsSocket): OsSocket {
+    return this.addon.duplicate(socket)
+  }
+
   adoptable(socket: OsSocket) {
-    return { fd: this.addon.duplicate(socket) }
+    return { fd: this.duplicate(socket) }
   }
 
   spawn(request: SpawnRequest): SpawnedChild {
@@ -45,7 +49,7 @@ export class PosixBackend implements PlatformBackend {
     try {
       for (const s of request.sockets) {
         try {
-          copies.push(this.addon.duplicate(s.socket))
+          copies.push(this.duplicate(s.socket))
         } catch (err) {
           throw systemError(err, `${s.network} ${s.address}`)
         }
@@ -102,5 +106,14 @@ export class PosixBackend implements PlatformBackend {
     } catch (err) {
       throw new HandoverError('ERR_BAD_INHERITANCE', `control channel fd ${fd} cannot be opened`, { cause: err })
     }
+  }
+
+  sendSocket(channel: number, line: string, socket?: OsSocket): void {
+    this.addon.passFd(channel, line, socket ?? -1)
+  }
+
+  requestSocket(channel: number, line: string, timeoutMs: number): { line: string; socket?: OsSocket } {
+    const answer = this.addon.askForFd(channel, line, timeoutMs)
+    return { line: answer.line, ...(answer.fd >= 0 && { socket: answer.fd }) }
   }
 }

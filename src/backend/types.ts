@@ -1,30 +1,27 @@
 import type { ChildProcess } from 'node:child_process'
 import type { Socket } from 'node:net'
 import type { BindSpec, Network } from '../core/address.js'
-import type { SocketInfo } from './addon.js'
+import type { TransferEntry } from '../core/protocol.js'
 
 /** An OS socket: a file descriptor on POSIX, a SOCKET value on Windows. */
 export type OsSocket = number
+
+/** What getsockname, SO_TYPE and SO_ACCEPTCONN say about a socket. */
+export interface SocketInfo {
+  family: 'inet4' | 'inet6' | 'unix' | 'other'
+  type: 'stream' | 'dgram' | 'seqpacket' | 'other'
+  listening: boolean
+  address?: string
+  port?: number
+  v6only?: boolean
+  path?: string
+  abstract?: boolean
+}
 
 /** What `net.Server#listen()` and `dgram.Socket#bind()` accept. */
 export interface ListenTarget {
   fd?: number
   handle?: unknown
-}
-
-/** One socket as the control channel describes it to the next generation. */
-export interface TransferEntry {
-  key: string
-  network: Network
-  address: string
-  /** POSIX: the fd number the socket has in the child. */
-  fd?: number
-  /** Windows: the base64 WSAPROTOCOL_INFOW duplicated for the child. */
-  info?: string
-  /** Windows: the pid `info` was duplicated for; no other process may import it. */
-  pid?: number
-  /** From socket activation: the service manager owns the unix socket file, so no generation removes it. */
-  activated?: boolean
 }
 
 export interface OutgoingSocket {
@@ -68,6 +65,8 @@ export interface PlatformBackend {
   bind(spec: BindSpec, backlog: number): OsSocket
   inspect(socket: OsSocket): SocketInfo
   close(socket: OsSocket): void
+  /** A copy of the socket that is not inheritable, for the caller to own and close. */
+  duplicate(socket: OsSocket): OsSocket
   /** A new handle on the same socket, for one server to own and close. */
   adoptable(socket: OsSocket): ListenTarget
   /** Starts the next generation with the sockets and a control channel. */
@@ -82,4 +81,15 @@ export interface PlatformBackend {
    * care (Windows; see win-accepts.ts).
    */
   retireListeners?(): Promise<void>
+  /**
+   * `handover run`, supervisor side: one line on the socket-request channel
+   * (a unix stream socket's fd), with `socket` attached if given. POSIX
+   * only (SCM_RIGHTS); the supervisor refuses to start on Windows.
+   */
+  sendSocket(channel: number, line: string, socket?: OsSocket): void
+  /**
+   * `handover run`, worker side: sends `line`, then blocks up to `timeoutMs`
+   * for one answer line and the socket sent with it, if any.
+   */
+  requestSocket(channel: number, line: string, timeoutMs: number): { line: string; socket?: OsSocket }
 }

@@ -5,10 +5,10 @@ import { constants } from 'node:os'
 import { getSystemErrorName } from 'node:util'
 import type { BindSpec, InetSpec } from '../core/address.js'
 import { HandoverError, systemError } from '../core/errors.js'
-import { loadAddon, type SocketInfo } from './addon.js'
-import { CONTROL_ENV } from '../core/protocol.js'
+import { loadAddon } from './addon.js'
+import { CONTROL_ENV, type TransferEntry } from '../core/protocol.js'
 import { AcceptTracker, type TcpWrap } from './win-accepts.js'
-import type { ListenTarget, OsSocket, PlatformBackend, SpawnRequest, SpawnedChild, TransferEntry } from './types.js'
+import type { ListenTarget, OsSocket, PlatformBackend, SocketInfo, SpawnRequest, SpawnedChild } from './types.js'
 
 /** native/win/sockets.cc. Errors carry the Winsock error number as `errno`. */
 interface WinAddon {
@@ -54,8 +54,12 @@ export class WinBackend implements PlatformBackend {
     }
   }
 
+  duplicate(socket: OsSocket): OsSocket {
+    return winsock(() => this.addon.duplicate(socket))
+  }
+
   adoptable(socket: OsSocket): ListenTarget {
-    const copy = winsock(() => this.addon.duplicate(socket))
+    const copy = this.duplicate(socket)
     let handle: TcpWrap
     try {
       handle = tcpHandleFor(copy)
@@ -87,7 +91,7 @@ export class WinBackend implements PlatformBackend {
     const control = (child.stdio?.[CONTROL_FD] ?? undefined) as Socket | undefined
     this.passedOn = new Set(request.sockets.map((s) => s.socket))
     const transfer: TransferEntry[] = []
-    // No pid: the spawn failed, and startChild reports Node's 'error'.
+    // No pid: the spawn failed, and ChildLink.start() reports Node's 'error'.
     if (child.pid !== undefined) {
       for (const s of request.sockets) {
         let info: Buffer
@@ -139,6 +143,19 @@ export class WinBackend implements PlatformBackend {
       throw new HandoverError('ERR_BAD_INHERITANCE', `control channel fd ${fd} cannot be opened`, { cause: err })
     }
   }
+
+  sendSocket(): never {
+    throw supervisorUnsupported()
+  }
+
+  requestSocket(): never {
+    throw supervisorUnsupported()
+  }
+}
+
+/** Only `handover run` passes sockets to running processes, and it does not run on Windows. */
+function supervisorUnsupported(): HandoverError {
+  return new HandoverError('ERR_UNSUPPORTED', 'passing a socket to a running process (handover run) is not supported on Windows')
 }
 
 /** Why unix and udp are refused on Windows; docs/windows.md says the same. */

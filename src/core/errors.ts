@@ -116,10 +116,3 @@ export type CheckedCode<C extends string> = C extends `ERR_${string}` ? Handover
 export function isHandoverError<C extends HandoverErrorCode | (string & {})>(err: unknown, code?: C & CheckedCode<C>): err is HandoverError {
   return err instanceof HandoverError && (code === undefined || err.code === code)
 }
-
-/** The longest timer Node honours: it clamps longer ones to 1 ms. */
-export const MAX_TIMEOUT = 2_147_483_647
-
-export function invalidOption(name: string, value: unknown, expected: string): HandoverError {
-  return new HandoverError('ERR_INVALID_OPTION', `option ${name} must be ${expected}, not ${JSON.stringify(value) ?? String(value)}`)
-}

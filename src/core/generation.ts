@@ -3,9 +3,9 @@ import { ActivatedSockets } from '../service/activation.js'
 import { platformBackend } from '../backend/index.js'
 import type { PlatformBackend } from '../backend/types.js'
 import { HandoverError } from './errors.js'
-import { ParentLink } from './parent.js'
+import { ParentLink } from './parent-link.js'
 import { inheritedControlFd, inheritedSupervisorFd } from './protocol.js'
-import { SupervisorLink } from '../supervisor/worker-link.js'
+import type { SupervisorLink } from '../supervisor/worker-link.js'
 
 /**
  * What this process inherited: the platform backend, the link to the parent
@@ -36,8 +36,9 @@ export function openGeneration(parentTimeout: number): Promise<Generation> {
     const supervisorFd = inheritedSupervisorFd()
     const parent = controlFd === undefined ? undefined : await ParentLink.connect(backend, controlFd, parentTimeout)
     // Socket activation is for the process the service manager started, never a later generation.
-    const activated = controlFd === undefined ? ActivatedSockets.take() : undefined
-    const supervisor = supervisorFd === undefined ? undefined : new SupervisorLink(supervisorFd)
+    const activated = controlFd === undefined ? ActivatedSockets.take(backend) : undefined
+    // Loaded only in `handover run`'s workers: see platformBackend().
+    const supervisor = supervisorFd === undefined ? undefined : new (await import('../supervisor/worker-link.js')).SupervisorLink(backend, supervisorFd)
     return { backend, parent, activated, supervisor }
   })()
   return opening

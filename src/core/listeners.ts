@@ -2,9 +2,10 @@ import { lstatSync, unlinkSync } from 'node:fs'
 import { constants } from 'node:os'
 import { nameKey, type ActivatedSockets } from '../service/activation.js'
 import { formatInet, parseAddress, type BindSpec, type Network } from './address.js'
-import type { ListenTarget, OsSocket, OutgoingSocket, PlatformBackend, TransferEntry } from '../backend/types.js'
+import type { ListenTarget, OsSocket, OutgoingSocket, PlatformBackend, SocketInfo } from '../backend/types.js'
 import { HandoverError, systemError } from './errors.js'
-import type { SocketInfo } from '../backend/addon.js'
+import type { TransferEntry } from './protocol.js'
+import { mismatch } from './socket-fit.js'
 
 const BACKLOG = 511
 
@@ -229,19 +230,6 @@ function describe(h: Held): string {
 /** A host without (usable) IPv6 refuses the dual-stack wildcard this way. */
 function isNoIPv6(errno: number | undefined): boolean {
   return errno === constants.errno.EAFNOSUPPORT || errno === constants.errno.EADDRNOTAVAIL
-}
-
-function mismatch(spec: BindSpec, info: SocketInfo): string | undefined {
-  if (spec.kind === 'unix') {
-    if (info.family !== 'unix') return `is ${info.family}, not a unix socket`
-    if (info.type !== 'stream' || !info.listening) return 'is not a listening unix stream socket'
-    return undefined
-  }
-  if (info.family !== 'inet4' && info.family !== 'inet6') return `is ${info.family}, not an inet socket`
-  if (info.type !== spec.transport) return `is a ${info.type} socket, not ${spec.transport}`
-  if (spec.transport === 'stream' && !info.listening) return 'is not listening'
-  if (info.port !== spec.port) return `is bound to port ${info.port}, not ${spec.port}`
-  return undefined
 }
 
 function fileIdentity(spec: BindSpec): { dev: number; ino: number } | undefined {

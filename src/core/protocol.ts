@@ -1,7 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { Socket } from 'node:net'
-import { PACKET_NETWORKS, STREAM_NETWORKS } from './address.js'
-import type { TransferEntry } from '../backend/types.js'
+import { PACKET_NETWORKS, STREAM_NETWORKS, type Network } from './address.js'
 import { HandoverError } from './errors.js'
 
 /** Set by the parent for the next generation: the control channel's fd. */
@@ -76,6 +75,21 @@ export function inheritedSupervisorFd(): number | undefined {
     throw new HandoverError('ERR_BAD_INHERITANCE', `${SUPERVISOR_ENV}=${JSON.stringify(inheritedSupervisor.slice(0, 40))} is not a channel fd`)
   }
   return Number(inheritedSupervisor)
+}
+
+/** One socket as the hello describes it to the next generation. */
+export interface TransferEntry {
+  key: string
+  network: Network
+  address: string
+  /** POSIX: the fd number the socket has in the child. */
+  fd?: number
+  /** Windows: the base64 WSAPROTOCOL_INFOW duplicated for the child. */
+  info?: string
+  /** Windows: the pid `info` was duplicated for; no other process may import it. */
+  pid?: number
+  /** From socket activation: the service manager owns the unix socket file, so no generation removes it. */
+  activated?: boolean
 }
 
 export interface HelloMessage {

@@ -1,40 +1,25 @@
 import { listenName, type ListenOptions } from '../service/activation.js'
 import type { PlatformBackend } from '../backend/types.js'
 import type { PacketNetwork, StreamNetwork } from './address.js'
-import { startChild, type ReadyChild } from './child.js'
+import { ChildLink } from './child-link.js'
+import { eitherSignal, waitDeadline, withDeadline } from './deadline.js'
 import type { ControlServer } from '../service/control-socket.js'
-import { HandoverError, invalidOption, MAX_TIMEOUT } from './errors.js'
-import { resolveOptions, type Resolved, type UpgraderOptions } from './options.js'
+import { HandoverError } from './errors.js'
+import {
+  checkWaitOptions, resolveOptions, resolveUpgradeOptions, type Resolved, type UpgradeOptions, type UpgraderOptions, type WaitOptions,
+} from './options.js'
 import { Listener, SocketTable } from './listeners.js'
 import { claimGeneration, inClusterWorker, openGeneration, type Generation } from './generation.js'
 import { releaseStartingSighup } from './protocol.js'
-import type { ParentLink } from './parent.js'
+import type { ParentLink } from './parent-link.js'
 import { removeOwnPidFile, writePidFile } from './pidfile.js'
-import { serveProbation } from './probation.js'
 import { ServiceNotifier } from '../service/systemd.js'
 
-export type { UpgraderOptions } from './options.js'
+export type { UpgradeOptions, UpgraderOptions, WaitOptions } from './options.js'
 
 export interface UpgradeResult {
   /** The pid of the new generation, which is now serving. */
   pid: number
-}
-
-export interface UpgradeOptions {
-  /** Aborting it kills the new process; upgrade() rejects with ERR_ABORTED. */
-  signal?: AbortSignal
-  /**
-   * In a new generation whose parent is still draining: milliseconds to wait
-   * for the parent to exit before starting the next one. Default 0: reject
-   * at once with ERR_PARENT_NOT_EXITED, as when the wait runs out.
-   */
-  waitForParent?: number
-}
-
-export interface WaitOptions {
-  signal?: AbortSignal
-  /** Milliseconds; rejects with ERR_TIMEOUT when they run out. */
-  timeout?: number
 }
 
 /**
@@ -45,7 +30,7 @@ export class Upgrader {
   private readyPromise?: Promise<void>
   private isReady = false
   private upgrading?: Promise<UpgradeResult>
-  private successor?: ReadyChild
+  private successor?: ChildLink
   private stopped = false
   private readonly stopController = new AbortController()
   private resolveExit!: () => void
@@ -179,11 +164,11 @@ export class Upgrader {
    * killed, this one keeps serving, and a later upgrade() may try again.
    */
   upgrade(options: UpgradeOptions = {}): Promise<UpgradeResult> {
-    const invalid = invalidWaitOptions(options, false)
-    if (invalid) return Promise.reject(invalid)
-    const waitMs = options?.waitForParent ?? 0
-    if (!(typeof waitMs === 'number' && waitMs >= 0 && waitMs <= MAX_TIMEOUT)) {
-      return Promise.reject(invalidOption('waitForParent', waitMs, `a number of ms from 0 to ${MAX_TIMEOUT}`))
+    let waitMs: number
+    try {
+      waitMs = resolveUpgradeOptions(options)
+    } catch (err) {
+      return Promise.reject(err)
     }
     if (this.stopped) return Promise.reject(stoppedError())
     if (this.successor) {
@@ -206,7 +191,7 @@ export class Upgrader {
     const run = async (): Promise<UpgradeResult> => {
       if (parent) {
         try {
-          await waitForExit(parent, waitMs, signal)
+          await parent.waitForExit({ timeout: waitMs, signal, timedOut: () => parentNotExited(parent, waitMs), aborted: () => signal.reason })
         } catch (err) {
           if (!this.stopped) this.notifier.upgradeFailed(err)
           throw err
@@ -249,13 +234,14 @@ export class Upgrader {
 
   /** Resolves once the parent process has exited; at once if there is none. */
   waitForParent(options: WaitOptions = {}): Promise<void> {
-    const invalid = invalidWaitOptions(options, true)
-    if (invalid) return Promise.reject(invalid)
+    try {
+      checkWaitOptions(options)
+    } catch (err) {
+      return Promise.reject(err)
+    }
     const parent = this.parent
     if (!parent || parent.hasExited) return withDeadline(Promise.resolve(), options, 'the parent to exit')
-    // While someone waits, the wait itself keeps the process alive.
-    parent.ref()
-    return withDeadline(parent.exited, options, 'the parent to exit').finally(() => parent.unref())
+    return parent.waitForExit(waitDeadline(options, 'the parent to exit'))
   }
 
   /** A worker does not start generations: the supervisor does, for all its workers at once. */
@@ -274,10 +260,10 @@ export class Upgrader {
 
   private async runUpgrade(signal: AbortSignal): Promise<UpgradeResult> {
     const o = this.options
-    let child: ReadyChild
+    let child: ChildLink
     let childPid: number | undefined
     try {
-      child = await startChild({
+      child = await ChildLink.start({
         backend: this.backend,
         command: o.command,
         args: o.args,
@@ -288,20 +274,14 @@ export class Upgrader {
         signal,
         onSpawn: (pid) => (childPid = pid),
       })
+      if (o.probation > 0) await child.serveProbation(o.probation, signal)
     } catch (err) {
       throw await this.upgradeFailed(err, childPid)
-    }
-    if (o.probation > 0) {
-      try {
-        await serveProbation(child, o.probation, signal)
-      } catch (err) {
-        throw await this.upgradeFailed(err, child.pid)
-      }
     }
     this.successor = child
     // Before the child's READY=1, which the manager accepts only from its main process.
     this.notifier.handedOver(child.pid)
-    void child.channel.send({ type: 'handed-over' })
+    child.handedOver()
     // The child holds its own copies now; the servers keep theirs until closed.
     this.table.closeAll(false)
     // Windows only: servers stop accepting there without dropping accepted connections.
@@ -337,90 +317,11 @@ export class Upgrader {
   }
 }
 
-
 function parentNotExited(parent: ParentLink, waitedMs = 0): HandoverError {
   const how = waitedMs > 0 ? `within ${waitedMs} ms` : 'yet; pass upgrade({ waitForParent: ms }), or await waitForParent() first'
   return new HandoverError('ERR_PARENT_NOT_EXITED', `the previous process ${parent.parentPid} has not exited ${how}`)
 }
 
-/** Resolves when the parent exits; rejects when `ms` run out (ERR_PARENT_NOT_EXITED) or `signal` aborts (its reason). */
-function waitForExit(parent: ParentLink, ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.reject(signal.reason)
-  parent.ref()
-  return new Promise<void>((resolve, reject) => {
-    let done = false
-    const finish = (settle: () => void): void => {
-      // Once: the parent may exit after the timer or the abort has settled this.
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      signal.removeEventListener('abort', onAbort)
-      parent.unref()
-      settle()
-    }
-    const onAbort = (): void => finish(() => reject(signal.reason))
-    const timer = setTimeout(() => finish(() => reject(parentNotExited(parent, ms))), ms)
-    signal.addEventListener('abort', onAbort, { once: true })
-    void parent.exited.then(() => finish(resolve))
-  })
-}
-
 function stoppedError(): HandoverError {
   return new HandoverError('ERR_STOPPED', 'the upgrader was stopped')
-}
-
-/**
- * Aborts when stop() or the caller's signal does; the caller's reason
- * becomes ERR_ABORTED. (AbortSignal.any needs Node 20.3.)
- */
-function eitherSignal(stop: AbortSignal, caller: AbortSignal): { signal: AbortSignal; release: () => void } {
-  const controller = new AbortController()
-  const fromCaller = (): void => controller.abort(new HandoverError('ERR_ABORTED', 'the upgrade was aborted', { cause: caller.reason }))
-  const fromStop = (): void => controller.abort(stop.reason)
-  const release = (): void => {
-    caller.removeEventListener('abort', fromCaller)
-    stop.removeEventListener('abort', fromStop)
-  }
-  if (caller.aborted) fromCaller()
-  else if (stop.aborted) fromStop()
-  else {
-    caller.addEventListener('abort', fromCaller, { once: true })
-    stop.addEventListener('abort', fromStop, { once: true })
-  }
-  return { signal: controller.signal, release }
-}
-
-function invalidWaitOptions(options: unknown, timeoutAllowed: boolean): HandoverError | undefined {
-  if (options === undefined) return undefined
-  if (typeof options !== 'object' || options === null) return invalidOption('options', options, 'an object')
-  const { signal, timeout } = options as WaitOptions
-  if (signal !== undefined && !(signal instanceof AbortSignal)) return invalidOption('signal', signal, 'an AbortSignal')
-  if (timeoutAllowed && timeout !== undefined && !(typeof timeout === 'number' && timeout >= 0 && timeout <= MAX_TIMEOUT)) {
-    return invalidOption('timeout', timeout, `a number of ms from 0 to ${MAX_TIMEOUT}`)
-  }
-  return undefined
-}
-
-/** Races a promise against an optional timeout and abort signal. */
-export function withDeadline<T>(promise: Promise<T>, options: WaitOptions, what: string): Promise<T> {
-  const { signal, timeout } = options ?? {}
-  if (signal?.aborted) return Promise.reject(new HandoverError('ERR_ABORTED', `stopped waiting for ${what}`, { cause: signal.reason }))
-  return new Promise<T>((resolve, reject) => {
-    let timer: NodeJS.Timeout | undefined
-    const onAbort = (): void => finish(() => reject(new HandoverError('ERR_ABORTED', `stopped waiting for ${what}`, { cause: signal?.reason })))
-    let done = false
-    const finish = (settle: () => void): void => {
-      // Once: the parent may exit after the timer or the abort has settled this.
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', onAbort)
-      settle()
-    }
-    if (timeout !== undefined) {
-      timer = setTimeout(() => finish(() => reject(new HandoverError('ERR_TIMEOUT', `timed out after ${timeout} ms waiting for ${what}`))), timeout)
-    }
-    signal?.addEventListener('abort', onAbort, { once: true })
-    promise.then((v) => finish(() => resolve(v)), (e) => finish(() => reject(e)))
-  })
 }

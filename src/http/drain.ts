@@ -3,7 +3,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Server, type Socket } from 'node:net'
 import { connectionsOf, isTlsServer, type ServerConnections } from './connections.js'
 import { announceDrain } from './drain-hooks.js'
-import { HandoverError, invalidOption, MAX_TIMEOUT } from '../core/errors.js'
+import { HandoverError } from '../core/errors.js'
+import { checkObject, checkSignal, msOption } from '../core/options.js'
 
 export interface DrainOptions {
   /**
@@ -58,17 +59,9 @@ interface Settings {
 }
 
 function resolveDrainOptions(options: DrainOptions): Settings {
-  if (typeof options !== 'object' || options === null) throw invalidOption('options', options, 'an object')
-  const ms = (name: string, value: unknown, fallback: number): number => {
-    if (value === undefined) return fallback
-    if (typeof value !== 'number' || !(value >= 0 && value <= MAX_TIMEOUT)) {
-      throw invalidOption(name, value, `a number of ms from 0 to ${MAX_TIMEOUT}`)
-    }
-    return value
-  }
-  const { signal } = options
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidOption('signal', signal, 'an AbortSignal')
-  return { idleGrace: ms('idleGrace', options.idleGrace, 500), timeout: ms('timeout', options.timeout, 30_000), signal }
+  checkObject('options', options)
+  checkSignal(options.signal)
+  return { idleGrace: msOption('idleGrace', options.idleGrace, 500, 0), timeout: msOption('timeout', options.timeout, 30_000, 0), signal: options.signal }
 }
 
 /** The HTTP/2 "graceful shutdown" GOAWAY (RFC 9113, 6.8): no stream is refused yet. */

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path'
-import { invalidOption, MAX_TIMEOUT } from '../core/errors.js'
+import { invalidOption, MAX_TIMEOUT, parseMs } from '../core/options.js'
 
 /**
  * handover/register takes its few settings from the environment, since the
@@ -21,8 +21,8 @@ export function readPreloadSettings(env: NodeJS.ProcessEnv = process.env): Prelo
   const ms = (name: string, fallback: number, min: number): number => {
     const text = env[name]
     if (text === undefined || text === '') return fallback
-    const value = Number(text)
-    if (!/^\d+$/.test(text) || value < min || value > MAX_TIMEOUT) throw invalidOption(name, text, `a number of ms from ${min} to ${MAX_TIMEOUT}`)
+    const value = parseMs(text, min)
+    if (value === undefined) throw invalidOption(name, text, `a number of ms from ${min} to ${MAX_TIMEOUT}`)
     return value
   }
   const pidFile = env.HANDOVER_PID_FILE

@@ -1,6 +1,7 @@
 import { constants } from 'node:os'
 import type { HandoverError } from '../core/errors.js'
-import { withDeadline, type Upgrader } from '../core/upgrader.js'
+import { withDeadline } from '../core/deadline.js'
+import type { Upgrader } from '../core/upgrader.js'
 import type { PreloadSettings } from './settings.js'
 
 type StopSignal = 'SIGTERM' | 'SIGINT'

@@ -1,9 +1,7 @@
-import { closeSync } from 'node:fs'
 import type { BindSpec, Network } from '../core/address.js'
-import { formatInet } from '../core/address.js'
-import type { OsSocket } from '../backend/types.js'
+import type { OsSocket, PlatformBackend, SocketInfo } from '../backend/types.js'
 import { HandoverError, systemError } from '../core/errors.js'
-import { loadAddon, type PosixAddon, type SocketInfo } from '../backend/addon.js'
+import { mismatch, specOf, unfitFor } from '../core/socket-fit.js'
 
 /** systemd's socket activation variables (sd_listen_fds(3)). */
 export const LISTEN_ENV = ['LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES'] as const
@@ -80,10 +78,13 @@ function bad(message: string): HandoverError {
  * (ListenFIFO= and the like) is nothing handover could serve either.
  */
 export class ActivatedSockets {
-  private constructor(private readonly sockets: Passed[]) {}
+  private constructor(
+    private readonly backend: PlatformBackend,
+    private readonly sockets: Passed[],
+  ) {}
 
   /** Undefined unless LISTEN_PID names this process and LISTEN_FDS is above 0. */
-  static take(): ActivatedSockets | undefined {
+  static take(backend: PlatformBackend): ActivatedSockets | undefined {
     const { pid, fds, names } = passed
     if (pid === undefined || fds === undefined || !/^\d+$/.test(pid) || Number(pid) !== process.pid) return undefined
     if (!/^\d{1,5}$/.test(fds) || Number(fds) > MAX_FDS) throw bad(`LISTEN_FDS=${JSON.stringify(fds.slice(0, 20))} is not a count of fds`)
@@ -93,13 +94,12 @@ export class ActivatedSockets {
     if (names !== undefined && nameList.length !== count) {
       throw bad(`LISTEN_FDNAMES has ${nameList.length} names for ${count} fds`)
     }
-    const addon = loadAddon<PosixAddon>()
     // First look at every fd, touching none: an error leaves them all as they were.
     const infos: SocketInfo[] = []
     for (let i = 0; i < count; i++) {
       const fd = FIRST_FD + i
       try {
-        infos.push(addon.inspect(fd))
+        infos.push(backend.inspect(fd))
       } catch (err) {
         if (systemError(err, `fd ${fd}`).code !== 'ENOTSOCK') throw bad(`LISTEN_FDS=${count} but fd ${fd} is not open`)
         throw bad(`LISTEN_FDS=${count} but fd ${fd} is not a socket; handover leaves it open and can only use sockets`)
@@ -111,24 +111,24 @@ export class ActivatedSockets {
         const fd = FIRST_FD + i
         let copy: number
         try {
-          copy = addon.duplicate(fd)
+          copy = backend.duplicate(fd)
         } catch (err) {
           throw systemError(err, `activated fd ${fd}`)
         }
-        closeSync(fd)
+        backend.close(fd)
         // sd_listen_fds_with_names() says "unknown" for a socket without a name.
         sockets.push({ fd: copy, name: nameList[i] || 'unknown', info: infos[i], claimed: false })
       }
     } catch (err) {
-      for (const s of sockets) closeSync(s.fd)
+      for (const s of sockets) backend.close(s.fd)
       throw err
     }
-    return new ActivatedSockets(sockets)
+    return new ActivatedSockets(backend, sockets)
   }
 
   /** The unclaimed socket whose type and bound address are what `spec` asks for. */
   claim(spec: BindSpec): ActivatedClaim | undefined {
-    const found = this.sockets.find((s) => !s.claimed && matchesAddress(spec, s.info))
+    const found = this.sockets.find((s) => !s.claimed && mismatch(spec, s.info, true) === undefined)
     if (!found) return undefined
     found.claimed = true
     return { socket: found.fd, info: found.info }
@@ -145,7 +145,7 @@ export class ActivatedSockets {
     }
     const found = named[0]
     if (!found || found.claimed) return undefined
-    const problem = unfit(network, packet, found.info)
+    const problem = unfitFor(network, packet, found.info)
     if (problem) throw bad(`the socket named ${JSON.stringify(name)} ${problem}`)
     found.claimed = true
     return { socket: found.fd, info: found.info, spec: specOf(nameKey(name), network, found.info) }
@@ -156,50 +156,7 @@ export class ActivatedSockets {
     for (const s of this.sockets) {
       if (s.claimed) continue
       s.claimed = true
-      try {
-        closeSync(s.fd)
-      } catch {
-        // Already closed: nothing is left to release.
-      }
+      this.backend.close(s.fd)
     }
-  }
-}
-
-function matchesAddress(spec: BindSpec, info: SocketInfo): boolean {
-  if (spec.kind === 'unix') {
-    return info.family === 'unix' && info.type === 'stream' && info.listening &&
-      info.path === spec.path && Boolean(info.abstract) === spec.abstract
-  }
-  if (info.type !== spec.transport || (spec.transport === 'stream' && !info.listening) || info.port !== spec.port) return false
-  if (spec.dualStack) {
-    // systemd binds ListenStream=8080 as [::]:8080, or 0.0.0.0:8080 on a
-    // host without IPv6, the same fallback handover's own bind takes.
-    return (info.family === 'inet6' && info.address === '::' && !info.v6only) ||
-      (info.family === 'inet4' && info.address === '0.0.0.0')
-  }
-  if (spec.family === 4) return info.family === 'inet4' && info.address === spec.ip
-  return info.family === 'inet6' && info.address === spec.ip && (spec.ip !== '::' || Boolean(info.v6only))
-}
-
-function unfit(network: Network, packet: boolean, info: SocketInfo): string | undefined {
-  const type = packet ? 'dgram' : 'stream'
-  if (info.type !== type) return `is a ${info.type} socket, not ${type}`
-  if (!packet && !info.listening) return 'is not listening'
-  const families = network === 'unix' ? ['unix'] : network.endsWith('4') ? ['inet4'] : network.endsWith('6') ? ['inet6'] : ['inet4', 'inet6']
-  if (!families.includes(info.family)) return `is ${info.family}, which ${network} cannot use`
-  return undefined
-}
-
-/** A BindSpec for a socket as it is, for a claim that did not go by address. */
-function specOf(key: string, network: Network, info: SocketInfo): BindSpec {
-  if (info.family === 'unix') {
-    const path = info.path ?? ''
-    return { kind: 'unix', path, abstract: Boolean(info.abstract), key, network, requested: info.abstract ? `@${path}` : path }
-  }
-  const ip = info.address ?? ''
-  const port = info.port ?? 0
-  return {
-    kind: 'inet', transport: info.type === 'dgram' ? 'dgram' : 'stream', family: info.family === 'inet6' ? 6 : 4,
-    ip, port, v6only: Boolean(info.v6only), dualStack: false, key, network, requested: formatInet(ip, port),
   }
 }

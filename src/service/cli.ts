@@ -6,6 +6,7 @@
 import { readFileSync, statSync } from 'node:fs'
 import net from 'node:net'
 import { parseArgs } from 'node:util'
+import { MAX_TIMEOUT, parseMs } from '../core/options.js'
 
 const USAGE = `usage: handover run [options] <script> [script args...]   (handover run --help)
        handover upgrade --socket PATH [--timeout MS]
@@ -163,11 +164,8 @@ function running(pid: number): boolean {
 async function stop(pidText: string | undefined, timeoutText: string | undefined, extra: string[]): Promise<number> {
   if (extra.length > 0) usage(`unexpected argument ${JSON.stringify(extra[0])}`)
   if (pidText === undefined) usage('--pid PID is required')
-  let timeout = STOP_TIMEOUT
-  if (timeoutText !== undefined) {
-    timeout = Number(timeoutText)
-    if (!/^\d+$/.test(timeoutText) || timeout < 1 || timeout > 2_147_483_647) usage(`--timeout takes milliseconds, not ${JSON.stringify(timeoutText)}`)
-  }
+  const timeout = timeoutText === undefined ? STOP_TIMEOUT : parseMs(timeoutText, 1)
+  if (timeout === undefined) usage(`--timeout takes milliseconds, not ${JSON.stringify(timeoutText)}`)
   const answer = (fields: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify(fields)}\n`)
   if (pidText === '') {
     // systemd leaves $MAINPID empty once it knows the main process has exited.
@@ -238,8 +236,9 @@ async function main(): Promise<number> {
   let line: string = command
   let waitMs = command === 'upgrade' ? DEFAULT_UPGRADE_WAIT : DEFAULT_STATUS_WAIT
   if (values.timeout !== undefined) {
-    const ms = Number(values.timeout)
-    if (!/^\d+$/.test(values.timeout) || ms < 1 || ms > 2_147_483_647 - ANSWER_GRACE) usage(`--timeout takes milliseconds, not ${JSON.stringify(values.timeout)}`)
+    // The wait for the answer is a timer too: MS + ANSWER_GRACE must fit one.
+    const ms = parseMs(values.timeout, 1, MAX_TIMEOUT - ANSWER_GRACE)
+    if (ms === undefined) usage(`--timeout takes milliseconds, not ${JSON.stringify(values.timeout)}`)
     if (command === 'upgrade') {
       line = `upgrade ${ms}`
       waitMs = ms + ANSWER_GRACE

@@ -1,6 +1,7 @@
 import { lstatSync, type Stats } from 'node:fs'
 import net from 'node:net'
 import type { Listener, SocketTable } from '../core/listeners.js'
+import { MAX_TIMEOUT, parseMs } from '../core/options.js'
 
 /** What the control socket can ask of the Upgrader. */
 export interface ControlTarget {
@@ -16,7 +17,6 @@ export type ControlAnswer =
   | { ok: false; code: string; message: string }
 
 const MAX_LINE = 1024
-const MAX_UPGRADE_TIMEOUT = 2_147_483_647
 
 /** The file at the socket path, as it was when this generation claimed it. */
 interface FileIdentity {
@@ -152,9 +152,9 @@ async function run(line: string, target: ControlTarget, pathState: () => Record<
     return { ok: true, pid: process.pid, hasParent: target.hasParent, ...target.status?.(), ...pathState() }
   }
   if (command === 'upgrade' && args.length <= 1) {
-    const timeout = args.length === 0 ? undefined : Number(args[0])
-    if (timeout !== undefined && !(/^\d+$/.test(args[0]) && timeout > 0 && timeout <= MAX_UPGRADE_TIMEOUT)) {
-      return badCommand(`upgrade takes a timeout in ms from 1 to ${MAX_UPGRADE_TIMEOUT}, not ${JSON.stringify(args[0])}`)
+    const timeout = args.length === 0 ? undefined : parseMs(args[0], 1)
+    if (args.length === 1 && timeout === undefined) {
+      return badCommand(`upgrade takes a timeout in ms from 1 to ${MAX_TIMEOUT}, not ${JSON.stringify(args[0])}`)
     }
     return upgrade(target, timeout)
   }

@@ -1,5 +1,5 @@
 import { HandoverError, systemError } from '../core/errors.js'
-import { loadAddon, type PosixAddon } from '../backend/addon.js'
+import { sendNotify } from '../backend/index.js'
 
 /** Where systemd (or another manager speaking sd_notify) listens for status messages. */
 export const NOTIFY_ENV = 'NOTIFY_SOCKET'
@@ -67,7 +67,7 @@ function send(socket: string, message: string): void {
     throw new HandoverError('ERR_UNSUPPORTED', `${NOTIFY_ENV}=${JSON.stringify(socket.slice(0, 80))} is neither an absolute path nor @abstract`)
   }
   try {
-    loadAddon<PosixAddon>().sdNotify(path, abstract, message)
+    sendNotify(path, abstract, message)
   } catch (err) {
     if (err instanceof HandoverError) throw err
     throw systemError(err, `notify socket ${socket}`)

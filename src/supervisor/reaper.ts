@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs'
-import { loadAddon, type PosixAddon } from '../backend/addon.js'
+import { posixAddon } from '../backend/posix-addon.js'
 
 /**
  * Reaping as PID 1. Orphans in the container are re-parented to us, and
@@ -12,7 +12,7 @@ import { loadAddon, type PosixAddon } from '../backend/addon.js'
  * any other process.
  */
 export function startReaper(isOurs: (pid: number) => boolean = isNodeChild): { stop(): void } {
-  const addon = loadAddon<PosixAddon>()
+  const addon = posixAddon()
   const sweep = (): void => {
     for (const pid of zombieChildren()) {
       if (!isOurs(pid)) addon.reapPid(pid)

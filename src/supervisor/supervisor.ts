@@ -5,7 +5,8 @@ import { ActivatedSockets } from '../service/activation.js'
 import { platformBackend } from '../backend/index.js'
 import type { PlatformBackend } from '../backend/types.js'
 import type { ControlServer } from '../service/control-socket.js'
-import { HandoverError, invalidOption, MAX_TIMEOUT } from '../core/errors.js'
+import { HandoverError } from '../core/errors.js'
+import { checkObject, checkStrings, fileMode, invalidOption, msOption } from '../core/options.js'
 import { SocketTable } from '../core/listeners.js'
 import { removeOwnPidFile, writePidFile } from '../core/pidfile.js'
 import { monotonicUsec, notify } from '../service/systemd.js'
@@ -118,7 +119,7 @@ export class Supervisor {
       throw new HandoverError('ERR_UNSUPPORTED', 'handover run needs SCM_RIGHTS to pass sockets to running workers; on Windows, use the API or handover/register')
     }
     const backend = await platformBackend()
-    const table = new SocketTable(backend, resolved.cwd, [], ActivatedSockets.take())
+    const table = new SocketTable(backend, resolved.cwd, [], ActivatedSockets.take(backend))
     const controlTable = new SocketTable(backend, resolved.cwd)
     const supervisor = new Supervisor(resolved, backend, table, controlTable)
     try {
@@ -353,35 +354,29 @@ export class Supervisor {
 }
 
 function resolveOptions(o: SupervisorOptions): Resolved {
-  if (typeof o !== 'object' || o === null) throw invalidOption('options', o, 'an object')
+  checkObject('options', o)
   if (typeof o.script !== 'string' || o.script === '') throw invalidOption('script', o.script, 'the path of the app to run')
-  const ms = (name: string, v: unknown, dflt: number): number => {
-    if (v === undefined) return dflt
-    if (typeof v !== 'number' || !(v > 0 && v <= MAX_TIMEOUT)) throw invalidOption(name, v, `a number of ms from 1 to ${MAX_TIMEOUT}`)
-    return v
-  }
   let workers = 1
   if (o.workers === 'max') workers = availableParallelism()
   else if (o.workers !== undefined) {
     if (!Number.isInteger(o.workers) || (o.workers as number) < 1 || (o.workers as number) > 1024) throw invalidOption('workers', o.workers, "a whole number from 1 to 1024, or 'max'")
     workers = o.workers as number
   }
-  if (o.args !== undefined && !(Array.isArray(o.args) && o.args.every((a) => typeof a === 'string'))) throw invalidOption('args', o.args, 'an array of strings')
-  if (o.execArgv !== undefined && !(Array.isArray(o.execArgv) && o.execArgv.every((a) => typeof a === 'string'))) throw invalidOption('execArgv', o.execArgv, 'an array of strings')
+  const args = checkStrings('args', o.args)
+  const execArgv = checkStrings('execArgv', o.execArgv)
   const cwd = o.cwd ?? process.cwd()
-  const mode = o.controlSocketMode ?? 0o600
-  if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) throw invalidOption('controlSocketMode', mode, 'a file mode from 0 to 0o777')
+  const mode = fileMode('controlSocketMode', o.controlSocketMode ?? 0o600, 0o600)
   return {
     script: resolve(cwd, o.script),
-    args: o.args ?? [],
+    args: args ?? [],
     workers,
     pidFile: o.pidFile === undefined ? undefined : resolve(cwd, o.pidFile),
     controlSocket: o.controlSocket,
     controlSocketMode: mode,
-    readyTimeout: ms('readyTimeout', o.readyTimeout, 60_000),
-    drainTimeout: ms('drainTimeout', o.drainTimeout, 30_000),
+    readyTimeout: msOption('readyTimeout', o.readyTimeout, 60_000, 1),
+    drainTimeout: msOption('drainTimeout', o.drainTimeout, 30_000, 1),
     rolling: o.rolling === true,
-    execArgv: o.execArgv ?? process.execArgv,
+    execArgv: execArgv ?? process.execArgv,
     cwd,
     env: o.env,
     log: o.log ?? ((line) => process.stderr.write(`handover: ${line}\n`)),

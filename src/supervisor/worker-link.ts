@@ -1,8 +1,6 @@
-import { closeSync } from 'node:fs'
 import type { BindSpec } from '../core/address.js'
-import type { OsSocket } from '../backend/types.js'
+import type { OsSocket, PlatformBackend } from '../backend/types.js'
 import { HandoverError } from '../core/errors.js'
-import { loadAddon, type PosixAddon } from '../backend/addon.js'
 
 /** How long a worker's listen() waits for the supervisor to bind and pass a socket. */
 const REQUEST_TIMEOUT = 10_000
@@ -18,14 +16,16 @@ const REQUEST_TIMEOUT = 10_000
  * answer comes from another process, which is not waiting on this one.
  */
 export class SupervisorLink {
-  constructor(private readonly channelFd: number) {}
+  constructor(
+    private readonly backend: PlatformBackend,
+    private readonly channelFd: number,
+  ) {}
 
   requestSocket(spec: BindSpec): OsSocket {
-    const addon = loadAddon<PosixAddon>()
     const request = { type: 'socket', network: spec.network, address: spec.requested }
-    let answer: { line: string; fd: number }
+    let answer: { line: string; socket?: OsSocket }
     try {
-      answer = addon.askForFd(this.channelFd, `${JSON.stringify(request)}\n`, REQUEST_TIMEOUT)
+      answer = this.backend.requestSocket(this.channelFd, `${JSON.stringify(request)}\n`, REQUEST_TIMEOUT)
     } catch (err) {
       const e = err as { errno?: number; syscall?: string; message?: string }
       throw new HandoverError('ERR_SUPERVISOR', `the supervisor did not answer the request for ${spec.network} ${spec.requested}: ${e.syscall ?? ''} ${e.message ?? String(err)}`, { cause: err })
@@ -36,8 +36,8 @@ export class SupervisorLink {
     } catch {
       reply = { ok: false, code: 'ERR_PROTOCOL', message: `the supervisor answered ${JSON.stringify(answer.line.slice(0, 80))}` }
     }
-    if (reply.ok === true && answer.fd >= 0) return answer.fd
-    if (answer.fd >= 0) closeSync(answer.fd)
+    if (reply.ok === true && answer.socket !== undefined) return answer.socket
+    if (answer.socket !== undefined) this.backend.close(answer.socket)
     throw new HandoverError(reply.code ?? 'ERR_PROTOCOL', reply.message ?? 'the supervisor sent no socket')
   }
 }

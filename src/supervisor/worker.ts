@@ -2,7 +2,6 @@ import type { ChildProcess } from 'node:child_process'
 import type { Socket } from 'node:net'
 import type { PlatformBackend, SpawnRequest } from '../backend/types.js'
 import { HandoverError } from '../core/errors.js'
-import { loadAddon, type PosixAddon } from '../backend/addon.js'
 import { ControlChannel, helloMessage, type Message } from '../core/protocol.js'
 
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'exited'
@@ -127,7 +126,6 @@ export class Worker {
  * answer, so requests come one at a time.
  */
 function serveSocketRequests(requests: Socket, options: WorkerSpawn): void {
-  const addon = loadAddon<PosixAddon>()
   const fd = (requests as unknown as { _handle?: { fd?: number } })._handle?.fd
   let buffer = ''
   requests.setEncoding('utf8')
@@ -139,25 +137,25 @@ function serveSocketRequests(requests: Socket, options: WorkerSpawn): void {
       const line = buffer.slice(0, newline)
       buffer = buffer.slice(newline + 1)
       if (fd === undefined || fd < 0) return
-      let socketFd = -1
+      let socket: number | undefined
       let answer: Record<string, unknown>
       try {
         const request = JSON.parse(line) as { type?: string; network?: unknown; address?: unknown }
         if (request.type !== 'socket' || typeof request.network !== 'string' || typeof request.address !== 'string') {
           throw new HandoverError('ERR_PROTOCOL', `a worker asked ${JSON.stringify(line.slice(0, 80))}`)
         }
-        socketFd = options.provideSocket(request.network, request.address)
+        socket = options.provideSocket(request.network, request.address)
         answer = { ok: true }
       } catch (err) {
         const e = err as HandoverError
         answer = { ok: false, code: e.code ?? 'ERR_PROTOCOL', message: e.message }
       }
       try {
-        addon.passFd(fd, `${JSON.stringify(answer)}\n`, socketFd)
+        options.backend.sendSocket(fd, `${JSON.stringify(answer)}\n`, socket)
       } catch {
         // The worker has gone; its exit is handled elsewhere.
       } finally {
-        if (socketFd >= 0) options.backend.close(socketFd)
+        if (socket !== undefined) options.backend.close(socket)
       }
     }
     if (buffer.length > 64 * 1024) requests.destroy()

@@ -1,6 +1,9 @@
-import type { PlatformBackend, TransferEntry } from '../backend/types.js'
+import type { PlatformBackend } from '../backend/types.js'
+import { raceDeadline, type Deadline } from './deadline.js'
 import { HandoverError } from './errors.js'
-import { chooseVersion, ControlChannel, MAX_HELLO_LINE, MAX_LINE, type HelloMessage, type Message, type UpgradeResultMessage } from './protocol.js'
+import {
+  chooseVersion, ControlChannel, MAX_HELLO_LINE, MAX_LINE, type HelloMessage, type Message, type TransferEntry, type UpgradeResultMessage,
+} from './protocol.js'
 
 /** The link a new generation keeps to the process that started it. */
 export class ParentLink {
@@ -65,6 +68,12 @@ export class ParentLink {
 
   get hasExited(): boolean {
     return this.exitedFlag
+  }
+
+  /** Resolves once the parent has exited, keeping this process alive meanwhile; rejects as the deadline says. */
+  waitForExit(deadline: Deadline): Promise<void> {
+    this.ref()
+    return raceDeadline(this.exited, deadline).finally(() => this.unref())
   }
 
   /**
