@@ -155,12 +155,15 @@ function legend(data) {
   for (const s of slots) {
     items.push({ swatch: `<line x2="22" stroke="${WORKER_COLORS[s % WORKER_COLORS.length]}" stroke-width="2"/>`, label: `worker ${s + 1} of each generation, one line per pid` })
   }
+  // Only the kinds of marker this chart has: a scenario without upgrades has none.
   for (const kind of ['start', 'ready', 'gone', 'failed']) {
-    if (kind === 'failed' && !data.markers.some((m) => m.kind === 'failed')) continue
+    if (!data.markers.some((m) => m.kind === kind)) continue
     const { label, dash } = MARKERS[kind]
     items.push({ swatch: `${glyph(kind, 5, 0)}<line y1="-7" y2="7" x1="17" x2="17" stroke="${COLORS[kind]}" stroke-width="1.5"${dash ? ` stroke-dasharray="${dash}"` : ''}/>`, label })
   }
-  items.push({ swatch: `<rect y="-6" width="22" height="12" fill="${COLORS.start}" fill-opacity="0.12"/>`, label: 'upgrade under way (start to ready)' })
+  if (data.markers.some((m) => m.kind === 'start')) {
+    items.push({ swatch: `<rect y="-6" width="22" height="12" fill="${COLORS.start}" fill-opacity="0.12"/>`, label: 'upgrade under way (start to ready)' })
+  }
   // Two columns under the plot.
   const out = ['<g data-part="legend">']
   const top = PLOT.bottom + 64
