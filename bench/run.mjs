@@ -112,10 +112,12 @@ results.machine.atEnd = machine()
 results.checks = results.floor ? checks(results) : []
 if (results.scenarios && results.floor) {
   const used = [...new Set(Object.values(results.scenarios).flatMap((s) => s.drains.map((d) => d.via)))]
-  console.log(`\nhandover bench ${results.date.slice(0, 16)}Z  node ${node.version}  ${results.machine.cpus} cpus  ` +
-    `load tool: ${tool.name} ${tool.version} ${shape}` +
+  // j alone puts no load on anything: no load tool, duration or drain to name.
+  const loaded = options.scenarios.some((id) => SCENARIOS[id]) || options.soak || options.soakSupervisor
+  console.log(`\nhandover bench ${results.date.slice(0, 16)}Z  node ${node.version}  ${results.machine.cpus} cpus` +
+    (loaded ? `  load tool: ${tool.name} ${tool.version} ${shape}` : '') +
     (options.scenarios.some((id) => SCENARIOS[id]) ? ` -d${options.duration}s  upgrades: ${options.upgrades} every ${options.upgradeInterval.toFixed(1)} s` : '') +
-    `  drain: ${used.join('+') || options.drain}\n`)
+    (loaded ? `  drain: ${used.join('+') || options.drain}` : '') + '\n')
   if (Object.keys(results.scenarios).length) console.log(table(results))
   const remarks = notes(results)
   if (remarks) console.log(`\n${remarks}`)

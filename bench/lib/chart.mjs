@@ -117,7 +117,7 @@ export function timelineSvg(data) {
       errors.push(`<rect x="${(xOfBucket(i) - w / 2).toFixed(1)}" y="${top.toFixed(1)}" width="${w.toFixed(1)}" height="${(PLOT.bottom - top).toFixed(1)}"><title>${fmt(c)} errors</title></rect>`)
     })
   } else {
-    errors.push(`<text x="${(PLOT.left + PLOT.right) / 2}" y="${PLOT.top + 18}" text-anchor="middle" font-weight="bold">` +
+    errors.push(`<text x="${(PLOT.left + PLOT.right) / 2}" y="${PLOT.top + 18}" text-anchor="middle" font-weight="bold" stroke="#ffffff" stroke-width="4" paint-order="stroke">` +
       `${esc(`${fmt(data.errorsTotal)} errors in total; ${data.errorSource} does not say when (--tool autocannon does)`)}</text>`)
   }
   errors.push('</g>')
