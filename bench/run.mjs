@@ -1,13 +1,16 @@
 // npm run bench [-- options]: see bench/README.md, or --help.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from './lib/args.mjs'
+import { timelineSvg } from './lib/chart.mjs'
 import { measureFloors } from './lib/floor.mjs'
 import { measureLoadedFloor } from './lib/loaded-floor.mjs'
 import { pickTool } from './lib/load.mjs'
-import { checkLines, checks, floors, notes, soakLines, supervisorSoakLines, table } from './lib/report.mjs'
+import { resolveNode } from './lib/node-binary.mjs'
+import { runRealApp } from './lib/real-app.mjs'
+import { checkLines, checks, floors, notes, realAppLines, soakLines, supervisorSoakLines, table } from './lib/report.mjs'
 import { runScenario, SCENARIOS } from './lib/scenario.mjs'
 import { runSoak, runSupervisorSoak } from './lib/soak.mjs'
 
@@ -38,12 +41,15 @@ if (typeof handover.drain !== 'function') {
   process.exit(2)
 }
 let tool
+let node
 try {
   tool = pickTool(options.tool)
+  node = resolveNode(options.node)
 } catch (err) {
   log(err.message)
   process.exit(2)
 }
+if (node.path !== process.execPath) log(`servers, floors and j run on node ${node.version} (${node.path})`)
 const shape = `${tool.name === 'wrk' ? `-t${options.threads} ` : ''}-c${options.connections}`
 log(`load tool: ${tool.name} ${tool.version} (${tool.path}), ${shape}, ${options.duration} s a scenario`)
 if (options.drain === 'naive') log('control experiment: the handover server drains with bench/lib/naive-drain.mjs, not drain()')
@@ -61,6 +67,7 @@ const results = {
     memMiB: Math.round(os.totalmem() / 2 ** 20),
     kernel: os.release(),
     node: process.version,
+    serverNode: node,
     atStart: machine(),
   },
   tool,
@@ -69,19 +76,25 @@ const results = {
   scenarios: {},
   soak: undefined,
   soakSupervisor: undefined,
+  realApp: undefined,
+  charts: {},
 }
 
 let failed = false
 try {
   log(`start-up floor: ${options.floorRuns} runs each`)
-  results.floor = await measureFloors(options.floorRuns)
-  const context = { tool, options, dir, log }
-  if (options.scenarios.some((id) => SCENARIOS[id].upgrades)) {
+  results.floor = await measureFloors(options.floorRuns, node.path)
+  const context = { tool, options, dir, log, node, date: results.date }
+  if (options.scenarios.some((id) => SCENARIOS[id]?.upgrades)) {
     results.floor.listenUnderLoad = await measureLoadedFloor(options.floorRuns, context)
   }
-  for (const id of options.scenarios) {
+  for (const id of options.scenarios.filter((s) => SCENARIOS[s])) {
     log(`${id}: ${SCENARIOS[id].title}`)
     results.scenarios[id] = await runScenario(id, context)
+  }
+  if (options.scenarios.includes('j')) {
+    log('j: a real application (express), cold start against an upgrade, no load')
+    results.realApp = await runRealApp(context)
   }
   if (options.soak) {
     log(`soak: ${options.soak} upgrades under keep-alive load`)
@@ -99,27 +112,44 @@ results.machine.atEnd = machine()
 results.checks = results.floor ? checks(results) : []
 if (results.scenarios && results.floor) {
   const used = [...new Set(Object.values(results.scenarios).flatMap((s) => s.drains.map((d) => d.via)))]
-  console.log(`\nhandover bench ${results.date.slice(0, 16)}Z  node ${process.version}  ${results.machine.cpus} cpus  ` +
-    `load tool: ${tool.name} ${tool.version} ${shape}` +
-    (options.scenarios.length ? ` -d${options.duration}s  upgrades: ${options.upgrades} every ${options.upgradeInterval.toFixed(1)} s` : '') +
-    `  drain: ${used.join('+') || options.drain}\n`)
+  // j alone puts no load on anything: no load tool, duration or drain to name.
+  const loaded = options.scenarios.some((id) => SCENARIOS[id]) || options.soak || options.soakSupervisor
+  console.log(`\nhandover bench ${results.date.slice(0, 16)}Z  node ${node.version}  ${results.machine.cpus} cpus` +
+    (loaded ? `  load tool: ${tool.name} ${tool.version} ${shape}` : '') +
+    (options.scenarios.some((id) => SCENARIOS[id]) ? ` -d${options.duration}s  upgrades: ${options.upgrades} every ${options.upgradeInterval.toFixed(1)} s` : '') +
+    (loaded ? `  drain: ${used.join('+') || options.drain}` : '') + '\n')
   if (Object.keys(results.scenarios).length) console.log(table(results))
   const remarks = notes(results)
   if (remarks) console.log(`\n${remarks}`)
   console.log(`\nstart-up floor:\n${floors(results)}`)
+  if (results.realApp) console.log(`\nreal application (j), no load:\n${realAppLines(results.realApp)}`)
   if (results.soak) console.log(`\nsoak:\n${soakLines(results.soak)}`)
   if (results.soakSupervisor) console.log(`\nsupervisor soak (handover run, 2 workers):\n${supervisorSoakLines(results.soakSupervisor)}`)
   if (results.checks.length) console.log(`\ntargets:\n${checkLines(results.checks)}`)
   console.log(`\nload average: ${results.machine.atStart.loadavg.join(' ')} at start, ${results.machine.atEnd.loadavg.join(' ')} at end`)
 }
-const resultsDir = fileURLToPath(new URL('./results/', import.meta.url))
+const resultsDir = options.out ? resolve(options.out) : fileURLToPath(new URL('./results/', import.meta.url))
 const out = join(resultsDir, `${results.date.slice(0, 10)}.json`)
 mkdirSync(resultsDir, { recursive: true })
+writeCharts(join(resultsDir, `${results.date.slice(0, 10)}-${results.date.slice(11, 19).replaceAll(':', '')}`, 'charts'))
 keepEarlierRun(out)
 writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`)
 log(`results: ${out}`)
 if (!failed) rmSync(dir, { recursive: true, force: true })
 process.exit(failed ? 1 : 0)
+
+/** One timeline per scenario that ran, <id>.svg; their paths go into the results. */
+function writeCharts(chartsDir) {
+  const done = Object.values(results.scenarios).filter((s) => s.timeline)
+  if (!done.length) return
+  mkdirSync(chartsDir, { recursive: true })
+  for (const s of done) {
+    const path = join(chartsDir, `${s.id}.svg`)
+    writeFileSync(path, timelineSvg(s.timeline))
+    results.charts[s.id] = path
+  }
+  log(`charts: ${chartsDir}/{${done.map((s) => s.id).join(',')}}.svg`)
+}
 
 /** <date>.json is the day's latest run; an earlier one moves to <date>-<HHMMSS>.json. */
 function keepEarlierRun(path) {

@@ -1,6 +1,6 @@
 // Command-line options of `npm run bench`. Every figure the run prints
 // depends on these, so they are written into the results JSON as given.
-const SCENARIOS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']
+const SCENARIOS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j']
 
 const DEFAULTS = {
   duration: 30, // seconds of load per scenario
@@ -9,13 +9,15 @@ const DEFAULTS = {
   upgrades: 8, // per scenario c, d, e, g, h
   interval: 3, // seconds between upgrades
   warmup: 2, // seconds of load before each measurement, not counted
-  floorRuns: 10,
+  floorRuns: 10, // also the runs of each of j's measurements
   clusterKillAfter: 5000, // ms a disconnected cluster worker gets before SIGTERM
   soak: 0, // upgrades in the soak; 0 = no soak
   soakSupervisor: 0, // generations in the `handover run` soak; 0 = none
   tool: 'auto',
   drain: 'handover',
   only: undefined,
+  node: undefined, // the node that runs the servers, floors and j; default: the one running the bench
+  out: undefined, // results folder; default bench/results
 }
 
 const USAGE = `usage: npm run bench -- [options]
@@ -25,19 +27,26 @@ const USAGE = `usage: npm run bench -- [options]
   --upgrades N        upgrades / rolling restarts in c, d, e, g, h (default ${DEFAULTS.upgrades})
   --interval S        seconds between them (default ${DEFAULTS.interval})
   --warmup S          unmeasured load before each scenario (default ${DEFAULTS.warmup})
-  --floor-runs N      runs per start-up floor (median taken; default ${DEFAULTS.floorRuns})
+  --floor-runs N      runs per start-up floor, and per measurement of j
+                      (median taken; default ${DEFAULTS.floorRuns})
   --cluster-kill-after MS  ms a disconnected cluster worker may linger (default ${DEFAULTS.clusterKillAfter})
   --only a,b,...      scenarios to run (a plain, b steady, c keep-alive upgrades,
                       d Connection: close upgrades, e cluster rolling restart,
                       f handover run 2 workers steady, g its keep-alive upgrades,
-                      h its Connection: close upgrades, i cluster 2 workers steady)
+                      h its Connection: close upgrades, i cluster 2 workers steady,
+                      j an express app: cold start against an upgrade, no load)
   --soak N            N back-to-back upgrades under keep-alive load, fd count every 20
                       (alone unless --only is given too)
   --soak-supervisor N the same for \`handover run\` with 2 workers: N generations, the
                       supervisor's and the current workers' fd counts every 20
   --tool wrk|autocannon   default: wrk when it is on PATH
   --drain naive       control experiment: the handover server drains with
-                      close() + closeAllConnections() after 500 ms instead of drain()`
+                      close() + closeAllConnections() after 500 ms instead of drain()
+  --node PATH|VERSION the node binary that runs the servers, the floors and j (the
+                      load generator and the driver stay on this one); a version
+                      such as 26 or 22.12.0 is fetched with scripts/fetch-node.sh
+  --out DIR           where <date>.json and <date>-<time>/charts/*.svg go
+                      (default bench/results)`
 
 export function parseArgs(argv) {
   const o = { ...DEFAULTS }
@@ -45,6 +54,10 @@ export function parseArgs(argv) {
     const n = Number(v)
     if (!Number.isFinite(n) || n < min) throw new Error(`${flag} needs a number >= ${min}, not ${JSON.stringify(v)}`)
     return n
+  }
+  const text = (flag, v) => {
+    if (!v) throw new Error(`${flag} needs a value`)
+    return v
   }
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]
@@ -64,6 +77,8 @@ export function parseArgs(argv) {
       case '--tool': o.tool = value(); break
       case '--only': o.only = value(); break
       case '--drain': o.drain = value(); break
+      case '--node': o.node = text(name, value()); break
+      case '--out': o.out = text(name, value()); break
       case '-h': case '--help': return { help: USAGE }
       default: throw new Error(`unknown option ${flag}\n${USAGE}`)
     }

@@ -44,23 +44,23 @@ function freePort() {
   })
 }
 
-export function timeOnce(args) {
+export function timeOnce(args, node = process.execPath) {
   return new Promise((resolve, reject) => {
     const start = performance.now()
-    const child = spawn(process.execPath, args, { stdio: 'ignore' })
+    const child = spawn(node, args, { stdio: 'ignore' })
     child.once('error', reject)
     child.once('exit', (code) => (code === 0 ? resolve(performance.now() - start) : reject(new Error(`${args.join(' ')} exited with ${code}`))))
   })
 }
 
-export async function measureFloors(runs) {
+export async function measureFloors(runs, node = process.execPath) {
   const out = {}
   const port = String(await freePort())
   for (const [name, { label, args: template }] of Object.entries(FLOORS)) {
     const args = template.map((a) => a.replace('{port}', port))
-    await timeOnce(args)
+    await timeOnce(args, node)
     const ms = []
-    for (let i = 0; i < runs; i++) ms.push(await timeOnce(args))
+    for (let i = 0; i < runs; i++) ms.push(await timeOnce(args, node))
     out[name] = { label, medianMs: median(ms), minMs: min(ms), maxMs: max(ms), runs: ms }
   }
   return out

@@ -7,12 +7,12 @@ import { fileURLToPath } from 'node:url'
 import { childrenOf, freePort, isAlive, rssKiB, sleep, waitFor } from './proc.mjs'
 
 export class BenchServer {
-  /** `name` keeps this run's files apart from other runs of the same script. */
-  static async start(name, script, dir, env = {}) {
+  /** `name` keeps this run's files apart from other runs of the same script; `node` runs it (--node). */
+  static async start(name, script, dir, env = {}, node = process.execPath) {
     const port = await freePort()
     const files = { events: join(dir, `${name}.events`), pidFile: join(dir, `${name}.pid`), log: join(dir, `${name}.log`) }
     const log = openSync(files.log, 'a')
-    const child = spawn(process.execPath, [fileURLToPath(new URL(`../${script}`, import.meta.url))], {
+    const child = spawn(node, [fileURLToPath(new URL(`../${script}`, import.meta.url))], {
       env: {
         ...process.env,
         ...env,

@@ -9,13 +9,13 @@ import { BenchServer } from './launch.mjs'
 import { sleep } from './proc.mjs'
 import { max, median, min } from './stats.mjs'
 
-export async function measureLoadedFloor(runs, { tool, options: o, dir }) {
-  const server = await BenchServer.start('loaded-floor', 'plain.mjs', dir)
+export async function measureLoadedFloor(runs, { tool, options: o, dir, node }) {
+  const server = await BenchServer.start('loaded-floor', 'plain.mjs', dir, {}, node.path)
   const load = startLoad(tool, { url: server.url, seconds: 3600, connections: o.connections, threads: o.threads })
   const ms = []
   try {
     await sleep(1000)
-    for (let i = 0; i < runs; i++) ms.push(await timeOnce(FLOORS.listen.args))
+    for (let i = 0; i < runs; i++) ms.push(await timeOnce(FLOORS.listen.args, node.path))
   } finally {
     load.stop()
     await load.result.catch(() => {})

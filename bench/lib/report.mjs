@@ -168,3 +168,23 @@ export function notes(results) {
   }
   return out.join('\n')
 }
+
+/** Scenario j: cold start against an upgrade of the express app, one column per compile-cache variant. */
+export function realAppLines(j) {
+  const rows = [
+    ['cold: spawn node express-app.cjs -> port accepts', (v) => `${f1(v.acceptMs.median)} ms`],
+    ['cold: spawn -> first 200 response', (v) => `${f1(v.firstOkMs.median)} ms`],
+    ['upgrade: SIGHUP -> new generation ready', (v) => `${f1(v.upgradeMs.median)} ms`],
+    ['upgrade / cold (port accepts)', (v) => f2(v.upgradeMs.median / v.acceptMs.median)],
+    ['upgrade / cold (first 200)', (v) => f2(v.upgradeMs.median / v.firstOkMs.median)],
+  ]
+  const cells = rows.map(([label, cell]) => [label, ...j.variants.map(cell)])
+  const head = ['', ...j.variants.map((v) => v.name)]
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i].length)))
+  const line = (r) => `  ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('   ')}`.trimEnd()
+  const out = [`  ${j.app}; node ${j.node}; median of ${j.runs} runs each`, line(head), ...cells.map(line)]
+  const cached = j.variants.find((v) => v.cacheFiles !== undefined)
+  if (cached) out.push(`  compile cache: ${cached.cacheFiles} files after the unmeasured round`)
+  if (!j.cacheSupported) out.push(`  NODE_COMPILE_CACHE: not read by node ${j.node} (needs >= 22.1), so not measured`)
+  return out.join('\n')
+}

@@ -1,11 +1,13 @@
 // Runs one scenario: start its server, warm up, then load it for the whole
 // duration while sampling RSS and (c, d, e, g, h) sending SIGHUP at fixed
-// times; wait for every old process to be gone, stop the server, summarize.
+// times; wait for every old process to be gone, stop the server, summarize,
+// and gather its timeline (lib/timeline.mjs) for the chart.
 import { startLoad } from './load.mjs'
 import { BenchServer } from './launch.mjs'
 import { sleep, waitFor } from './proc.mjs'
 import { upgradeOnce } from './upgrade.mjs'
 import { max, median } from './stats.mjs'
+import { timelineDir, timelineOf } from './timeline.mjs'
 
 export const SCENARIOS = {
   a: { title: 'plain http, 1 process', script: 'plain.mjs' },
@@ -29,20 +31,24 @@ export const SCENARIOS = {
 // A generation with fewer requests than this is too small to judge its split.
 const MIN_GENERATION_REQUESTS = 1000
 
-export async function runScenario(id, { tool, options: o, dir, log }) {
+export async function runScenario(id, { tool, options: o, dir, log, node, date }) {
   const spec = SCENARIOS[id]
   let result
+  let began
+  let loadEnded
+  const samples = timelineDir(dir, id)
   const server = await BenchServer.start(id, spec.script, dir, {
     BENCH_KILL_AFTER: String(o.clusterKillAfter),
     BENCH_DRAIN: o.drain,
     BENCH_MAX_LIFETIME: String((o.warmup + o.duration + 120) * 1000),
     BENCH_WORKERS: String(spec.workers ?? 1),
-  })
+    BENCH_TIMELINE: samples,
+  }, node.path)
   const loadOptions = { url: server.url, connections: o.connections, threads: o.threads, close: spec.close }
   try {
     if (o.warmup > 0) await startLoad(tool, { ...loadOptions, seconds: o.warmup }).result
     const load = startLoad(tool, { ...loadOptions, seconds: o.duration })
-    const began = Date.now()
+    began = Date.now()
     const rss = []
     const split = []
     const sampler = setInterval(() => {
@@ -62,7 +68,13 @@ export async function runScenario(id, { tool, options: o, dir, log }) {
       }
     }
     const load$ = await load.result
+    loadEnded = Date.now()
     clearInterval(sampler)
+    // An upgrade signalled late in the load may still be under way: wait for each to settle,
+    // as an upgrade or a failure (a cluster SIGHUP is perSignal upgrades, or one failure).
+    const per = spec.perSignal ?? 1
+    const settled = () => server.events('upgrade').length + per * server.events('upgrade-failed').length >= per * signals.length
+    await waitFor('the upgrades to settle', settled, 40_000, 100).catch((err) => log(`  ${id}: ${err.message}`))
     // Old processes drain after the load has ended too; wait for all of them.
     const expectGone = () => server.events('gone').length >= server.events('upgrade').length
     await waitFor('the old processes to exit', expectGone, 40_000, 100).catch((err) => log(`  ${id}: ${err.message}`))
@@ -81,6 +93,7 @@ export async function runScenario(id, { tool, options: o, dir, log }) {
   }
   // The last generation reports its count as it exits, so only after stop().
   if (spec.supervisor) result.workerShares = workerShares(server, spec.workers)
+  result.timeline = timelineOf({ id, spec, dir: samples, events: server.events(), began, loadEnded, load: result.load, tool, options: o, node, date })
   return result
 }
 

@@ -19,8 +19,8 @@ const EVERY = 20
  * `count` upgrades, calling `census(i)` at 0, every 20th and the last.
  * Returns the failed upgrades and the load's result.
  */
-async function soakLoop(script, count, extraEnv, { tool, options: o, dir }, makeCensus) {
-  const server = await BenchServer.start(script === 'server.mjs' ? 'soak' : 'soak-supervisor', script, dir, { BENCH_MAX_LIFETIME: String(3_600_000), ...extraEnv })
+async function soakLoop(script, count, extraEnv, { tool, options: o, dir, node }, makeCensus) {
+  const server = await BenchServer.start(script === 'server.mjs' ? 'soak' : 'soak-supervisor', script, dir, { BENCH_MAX_LIFETIME: String(3_600_000), ...extraEnv }, node.path)
   const load = startLoad(tool, { url: server.url, seconds: 3600, connections: o.connections, threads: o.threads })
   const census = makeCensus(server)
   const failures = []
