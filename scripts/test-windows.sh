@@ -137,13 +137,16 @@ passed=0
 failed=0
 
 # Adds one part's TAP counts to the totals; a part that died without a
-# failing test to show for it counts as one failure.
+# failing test to show for it, or ran no test at all, counts as one failure.
 tally() {
   local name=$1 tap=$2 log=$3 status=$4 p f
   p=$(count "$tap" pass)
   f=$(( $(count "$tap" fail) + $(count "$tap" cancelled) ))
   if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
     echo "test:windows: $name exited with $status"
+    f=1
+  elif [ $((p + f)) -eq 0 ]; then
+    echo "test:windows: $name ran no test (exit $status)"
     f=1
   fi
   if [ "$f" -gt 0 ]; then
