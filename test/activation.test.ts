@@ -6,8 +6,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { listenName } from '../src/service/activation.js'
-import { freePort, get, pidAt, udpPid, type Target } from './helpers/clients.js'
-import { Fixture, isAlive, killAllFixtures, waitUntil, type FixtureEvent } from './helpers/fixture.js'
+import { freePort, get, pidAt, udpPid, type Target } from './helpers/clients.mjs'
+import { Fixture, killAllFixtures, type FixtureEvent } from './helpers/fixture.mjs'
+import { isAlive, waitUntil } from './helpers/processes.mjs'
 
 // The real tool from Debian's systemd package: it binds, waits for the first
 // connection, then execs the command with LISTEN_FDS, LISTEN_PID and

@@ -3,9 +3,10 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { freePort, pidAt } from './helpers/clients.js'
+import { freePort, pidAt } from './helpers/clients.mjs'
 import { cli, cliWithin, raw } from './helpers/control.js'
-import { Fixture, isAlive, killAllFixtures, waitUntil } from './helpers/fixture.js'
+import { Fixture, killAllFixtures } from './helpers/fixture.mjs'
+import { isAlive, waitUntil } from './helpers/processes.mjs'
 
 const dir = mkdtempSync(join(tmpdir(), 'handover-harden-'))
 afterEach(killAllFixtures)

@@ -3,9 +3,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { freePort, pidAt } from './helpers/clients.js'
+import { freePort, pidAt } from './helpers/clients.mjs'
 import { CLI, cli, raw } from './helpers/control.js'
-import { Fixture, isAlive, killAllFixtures, waitUntil } from './helpers/fixture.js'
+import { Fixture, killAllFixtures } from './helpers/fixture.mjs'
+import { isAlive, waitUntil } from './helpers/processes.mjs'
 
 const dir = mkdtempSync(join(tmpdir(), 'handover-control-'))
 afterEach(killAllFixtures)

@@ -1,8 +1,8 @@
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
-import { freePort, get, type RequestLoop } from './helpers/clients.js'
-import { Fixture, killAllFixtures, type FixtureEvent } from './helpers/fixture.js'
+import { freePort, get, type RequestLoop } from './helpers/clients.mjs'
+import { Fixture, killAllFixtures, type FixtureEvent } from './helpers/fixture.mjs'
 import { http2Loop, nodeKeepAliveLoop, pipelinedLoop, undiciLoop } from './helpers/http-clients.js'
 
 afterEach(killAllFixtures)

@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { freePort, pidAt } from './helpers/clients.js'
-import { Fixture, isAlive, killAllFixtures, settledFdCount, waitUntil, type FixtureEvent } from './helpers/fixture.js'
+import { freePort, pidAt } from './helpers/clients.mjs'
+import { settledFdCount } from './helpers/fds.js'
+import { Fixture, killAllFixtures, type FixtureEvent } from './helpers/fixture.mjs'
+import { isAlive, waitUntil } from './helpers/processes.mjs'
 
 afterEach(killAllFixtures)
 

@@ -2,8 +2,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { freePort, get, pidAt, udpPid, type Target } from './helpers/clients.js'
-import { Fixture, isAlive, killAllFixtures } from './helpers/fixture.js'
+import { freePort, get, pidAt, udpPid, type Target } from './helpers/clients.mjs'
+import { Fixture, killAllFixtures } from './helpers/fixture.mjs'
+import { isAlive } from './helpers/processes.mjs'
 import { hasIPv6 } from './helpers/host.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'handover-handoff-'))

@@ -3,8 +3,8 @@ import dgram from 'node:dgram'
 import net from 'node:net'
 import { createInterface } from 'node:readline'
 import { afterEach, describe, expect, it } from 'vitest'
-import { freePort } from './helpers/clients.js'
-import { FIXTURE, type FixtureEvent } from './helpers/fixture.js'
+import { freePort } from './helpers/clients.mjs'
+import { FIXTURE, type FixtureEvent } from './helpers/fixture.mjs'
 
 /**
  * Starts the fixture the way a broken or hostile parent might: with a

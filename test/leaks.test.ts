@@ -2,8 +2,10 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { pidAt } from './helpers/clients.js'
-import { Fixture, isAlive, killAllFixtures, settledFdCount, waitUntil } from './helpers/fixture.js'
+import { pidAt } from './helpers/clients.mjs'
+import { settledFdCount } from './helpers/fds.js'
+import { Fixture, killAllFixtures } from './helpers/fixture.mjs'
+import { isAlive, waitUntil } from './helpers/processes.mjs'
 
 const dir = mkdtempSync(join(tmpdir(), 'handover-leaks-'))
 afterEach(killAllFixtures)

@@ -8,7 +8,7 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HandoverError, Upgrader, type Listener } from '../src/index.js'
 import { loadAddon } from '../src/backend/addon.js'
-import { freePort } from './helpers/clients.js'
+import { freePort } from './helpers/clients.mjs'
 import { hasIPv6 } from './helpers/host.js'
 
 // One Upgrader per process: this file's worker owns one, and stops it last.

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { freePort, loadLoop } from './helpers/clients.js'
-import { Fixture, killAllFixtures } from './helpers/fixture.js'
+import { freePort, loadLoop } from './helpers/clients.mjs'
+import { Fixture, killAllFixtures } from './helpers/fixture.mjs'
 
 afterEach(killAllFixtures)
 

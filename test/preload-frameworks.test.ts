@@ -7,7 +7,7 @@ import https from 'node:https'
 import net from 'node:net'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { freePort, get, loadLoop, requestLoop, type RequestLoop } from './helpers/clients.js'
+import { freePort, get, loadLoop, requestLoop, type RequestLoop } from './helpers/clients.mjs'
 import { http2Loop, nodeKeepAliveLoop } from './helpers/http-clients.js'
 import { makeCertificate, killPreloadApps, PreloadApp } from './helpers/preload-app.js'
 

@@ -3,8 +3,8 @@
 // none of them sees an abnormal close (1006).
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { freePort } from './helpers/clients.js'
-import { waitUntil } from './helpers/fixture.js'
+import { freePort } from './helpers/clients.mjs'
+import { waitUntil } from './helpers/processes.mjs'
 import { killPreloadApps, PreloadApp } from './helpers/preload-app.js'
 
 afterEach(killPreloadApps)

@@ -2,8 +2,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { freePort, get, pidAt } from './helpers/clients.js'
-import { Fixture, isAlive, killAllFixtures, waitUntil } from './helpers/fixture.js'
+import { freePort, get, pidAt } from './helpers/clients.mjs'
+import { Fixture, killAllFixtures } from './helpers/fixture.mjs'
+import { isAlive, waitUntil } from './helpers/processes.mjs'
 
 const dir = mkdtempSync(join(tmpdir(), 'handover-probation-'))
 afterEach(killAllFixtures)

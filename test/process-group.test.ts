@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { freePort, pidAt } from './helpers/clients.js'
-import { Fixture, isAlive, killAllFixtures, waitUntil } from './helpers/fixture.js'
+import { freePort, pidAt } from './helpers/clients.mjs'
+import { Fixture, killAllFixtures } from './helpers/fixture.mjs'
+import { isAlive, waitUntil } from './helpers/processes.mjs'
 
 afterEach(killAllFixtures)
 

@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { freePort, loadLoop, pidAt } from './helpers/clients.js'
-import { Fixture, killAllFixtures } from './helpers/fixture.js'
+import { freePort, loadLoop, pidAt } from './helpers/clients.mjs'
+import { Fixture, killAllFixtures } from './helpers/fixture.mjs'
 import { builtRelease } from './helpers/release.js'
 
 afterEach(killAllFixtures)

@@ -5,8 +5,9 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { freePort, pidAt } from './helpers/clients.js'
-import { Fixture, isAlive, killAllFixtures, waitUntil } from './helpers/fixture.js'
+import { freePort, pidAt } from './helpers/clients.mjs'
+import { Fixture, killAllFixtures } from './helpers/fixture.mjs'
+import { isAlive, waitUntil } from './helpers/processes.mjs'
 
 const dir = mkdtempSync(join(tmpdir(), 'handover-races-'))
 afterEach(killAllFixtures)

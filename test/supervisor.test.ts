@@ -5,8 +5,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { freePort, get, loadLoop } from './helpers/clients.js'
-import { isAlive, waitUntil } from './helpers/fixture.js'
+import { freePort, get, loadLoop } from './helpers/clients.mjs'
+import { isAlive, waitUntil } from './helpers/processes.mjs'
 import { nodeKeepAliveLoop } from './helpers/http-clients.js'
 import { cli, killSupervised, Supervised } from './helpers/supervisor.js'
 
@@ -80,7 +80,7 @@ describe('handover run', () => {
     const socket = unique('ctl.sock')
     await Supervised.start(['-w', '2', '--control-socket', socket], 'worker.mjs', { PORT: String(port) })
     const { spawn } = await import('node:child_process')
-    const { CLI } = await import('./helpers/supervisor.js')
+    const { CLI } = await import('./helpers/control.js')
     const run = (): Promise<string> => new Promise((resolve) => {
       const child = spawn(process.execPath, [CLI, 'upgrade', '--socket', socket], { stdio: ['ignore', 'pipe', 'ignore'] })
       let out = ''

@@ -4,8 +4,9 @@ import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { loadAddon } from '../src/backend/addon.js'
 import { formatNotify, notify } from '../src/service/systemd.js'
-import { freePort, pidAt } from './helpers/clients.js'
-import { Fixture, isAlive, killAllFixtures, waitUntil } from './helpers/fixture.js'
+import { freePort, pidAt } from './helpers/clients.mjs'
+import { Fixture, killAllFixtures } from './helpers/fixture.mjs'
+import { isAlive, waitUntil } from './helpers/processes.mjs'
 import { NotifyReceiver, type Notification } from './helpers/notify.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'handover-systemd-'))

@@ -3,8 +3,9 @@
 // at once with ERR_PARENT_NOT_EXITED (which a SIGHUP handler would only log,
 // after `kill -HUP` had exited 0: a lost deploy).
 import { afterEach, describe, expect, it } from 'vitest'
-import { freePort, get, pidAt } from './helpers/clients.js'
-import { Fixture, isAlive, killAllFixtures } from './helpers/fixture.js'
+import { freePort, get, pidAt } from './helpers/clients.mjs'
+import { Fixture, killAllFixtures } from './helpers/fixture.mjs'
+import { isAlive } from './helpers/processes.mjs'
 
 afterEach(killAllFixtures)
 

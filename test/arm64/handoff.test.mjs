@@ -13,13 +13,14 @@ import { join } from 'node:path'
 import { after, afterEach, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { Fixture, freePort, pidAt, stopAllFixtures } from '../windows/helpers.mjs'
+import { freePort, pidAt } from '../helpers/clients.mjs'
+import { Fixture, killAllFixtures } from '../helpers/fixture.mjs'
 
 const NODE = process.env.ARM64_NODE
 assert.ok(NODE, 'ARM64_NODE must name the arm64 node wrapper')
 const STAGE = fileURLToPath(new URL('../..', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'handover-arm64-'))
-afterEach(stopAllFixtures)
+afterEach(killAllFixtures)
 after(() => rmSync(dir, { recursive: true, force: true }))
 
 // Runs in the arm64 node: which addon loads, and how it reports errors.
@@ -79,7 +80,7 @@ describe(`arm64 (${process.env.ARM64_NODE_VERSION ?? 'node'} under qemu)`, () =>
 
   it('tcp4: two hand-offs between arm64 processes', async () => {
     const port = await freePort()
-    const f = await Fixture.start({ FIXTURE_NETWORK: 'tcp4', FIXTURE_ADDRESS: `127.0.0.1:${port}`, FIXTURE_COMMAND: NODE }, { node: NODE })
+    const f = await Fixture.start({ FIXTURE_NETWORK: 'tcp4', FIXTURE_ADDRESS: `127.0.0.1:${port}`, FIXTURE_COMMAND: NODE }, { node: NODE, upgradeVia: 'admin' })
     let serving = f.current
     assert.equal(await pidAt({ port }), serving)
     for (let i = 0; i < 2; i++) {
@@ -93,13 +94,13 @@ describe(`arm64 (${process.env.ARM64_NODE_VERSION ?? 'node'} under qemu)`, () =>
 
   it('unix and udp4: a hand-off each', async () => {
     const path = join(dir, 'app.sock')
-    const u = await Fixture.start({ FIXTURE_NETWORK: 'unix', FIXTURE_ADDRESS: path, FIXTURE_COMMAND: NODE }, { node: NODE })
+    const u = await Fixture.start({ FIXTURE_NETWORK: 'unix', FIXTURE_ADDRESS: path, FIXTURE_COMMAND: NODE }, { node: NODE, upgradeVia: 'admin' })
     assert.equal(await pidAt({ socketPath: path }), u.current)
     const { newPid } = await u.handoff()
     assert.equal(await pidAt({ socketPath: path }), newPid)
 
     const port = await freePort()
-    const d = await Fixture.start({ FIXTURE_NETWORK: 'udp4', FIXTURE_ADDRESS: `127.0.0.1:${port}`, FIXTURE_COMMAND: NODE }, { node: NODE })
+    const d = await Fixture.start({ FIXTURE_NETWORK: 'udp4', FIXTURE_ADDRESS: `127.0.0.1:${port}`, FIXTURE_COMMAND: NODE }, { node: NODE, upgradeVia: 'admin' })
     const echo = async () => {
       const s = dgram.createSocket('udp4')
       const reply = new Promise((resolve) => s.once('message', (m) => resolve(String(m))))

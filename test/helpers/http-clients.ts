@@ -4,7 +4,7 @@ import https from 'node:https'
 import net from 'node:net'
 import { readFileSync } from 'node:fs'
 import { Agent as UndiciAgent, request as undiciRequest } from 'undici'
-import { requestLoop, type RequestLoop } from './clients.js'
+import { requestLoop, type RequestLoop } from './clients.mjs'
 
 export const CA = readFileSync(new URL('../fixtures/tls/cert.pem', import.meta.url))
 

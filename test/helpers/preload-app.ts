@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { isAlive, waitUntil } from './fixture.js'
+import { isAlive, waitUntil } from './processes.mjs'
 import { OutputLines } from './output.js'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))

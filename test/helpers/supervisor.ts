@@ -1,10 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
-import { APPS, ROOT } from './preload-app.js'
-import { isAlive, waitUntil } from './fixture.js'
-import { OutputLines } from './output.js'
-
 import { CLI } from './control.js'
+import { APPS, ROOT } from './preload-app.js'
+import { isAlive, waitUntil } from './processes.mjs'
+import { OutputLines } from './output.js'
 
 export { CLI }
 

@@ -6,12 +6,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, it } from 'node:test'
-import { Fixture, freePort, loadLoop, since, sleep, stopAllFixtures, waitUntil } from '../helpers.mjs'
+import { freePort, loadLoop, since } from '../../helpers/clients.mjs'
+import { Fixture, killAllFixtures } from '../../helpers/fixture.mjs'
+import { sleep, waitUntil } from '../../helpers/processes.mjs'
 
 const nodeExe = process.env.WIN_NODE
 const logs = mkdtempSync(join(tmpdir(), 'handover-wine-load-'))
 after(async () => {
-  await stopAllFixtures()
+  await killAllFixtures()
   rmSync(logs, { recursive: true, force: true })
 })
 

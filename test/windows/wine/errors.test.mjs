@@ -5,7 +5,8 @@ import { spawn } from 'node:child_process'
 import http from 'node:http'
 import net from 'node:net'
 import { after, before, describe, it } from 'node:test'
-import { freePort, isAlive, pidAt, probeBind } from '../helpers.mjs'
+import { freePort, pidAt, probeBind } from '../../helpers/clients.mjs'
+import { isAlive } from '../../helpers/processes.mjs'
 
 const { Upgrader, isHandoverError } = await import(new URL('../../../dist/index.js', import.meta.url).href)
 

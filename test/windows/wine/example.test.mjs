@@ -5,7 +5,8 @@ import { spawn } from 'node:child_process'
 import http from 'node:http'
 import { after, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { freePort, get, isAlive, probeBind, waitUntil } from '../helpers.mjs'
+import { freePort, get, probeBind } from '../../helpers/clients.mjs'
+import { isAlive, waitUntil } from '../../helpers/processes.mjs'
 
 const EXAMPLE = fileURLToPath(new URL('../../../examples/http-server/server.mjs', import.meta.url))
 const started = []

@@ -5,10 +5,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, afterEach, describe, it } from 'node:test'
-import { Fixture, freePort, pidAt, stopAllFixtures } from '../helpers.mjs'
+import { freePort, pidAt } from '../../helpers/clients.mjs'
+import { Fixture, killAllFixtures } from '../../helpers/fixture.mjs'
 
 const dir = mkdtempSync(join(tmpdir(), 'handover-win-'))
-afterEach(stopAllFixtures)
+afterEach(killAllFixtures)
 after(() => rmSync(dir, { recursive: true, force: true }))
 
 async function serving(env = {}) {
@@ -41,7 +42,7 @@ describe('a failed upgrade on Windows', () => {
     assert.equal(typeof reply.message, 'string')
     const hung = f.events.find((e) => e.event === 'hanging')
     assert.ok(hung, 'the child started and hung')
-    assert.equal(await f.alive(hung.pid), false)
+    assert.equal(await f.running(hung.pid), false)
     assert.equal(await pidAt({ port }), first)
   })
 
@@ -50,7 +51,7 @@ describe('a failed upgrade on Windows', () => {
     await f.admin(first, '/next?FIXTURE_MODE=hang')
     const reply = await f.upgrade('?abortAfter=1500')
     assert.equal(reply.code, 'ERR_ABORTED')
-    for (const pid of f.pids.filter((p) => p !== first)) assert.equal(await f.alive(pid), false)
+    for (const pid of [...f.pids].filter((p) => p !== first)) assert.equal(await f.running(pid), false)
     assert.equal(await pidAt({ port }), first)
   })
 
@@ -77,6 +78,6 @@ describe('a failed upgrade on Windows', () => {
     await f.admin(first, '/stop')
     assert.equal((await pending).code, 'ERR_STOPPED')
     const hung = f.events.find((e) => e.event === 'hanging')
-    assert.equal(await f.alive(hung.pid), false)
+    assert.equal(await f.running(hung.pid), false)
   })
 })

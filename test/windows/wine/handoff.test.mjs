@@ -7,10 +7,11 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, afterEach, describe, it } from 'node:test'
-import { Fixture, freePort, pidAt, stopAllFixtures } from '../helpers.mjs'
+import { freePort, get, pidAt } from '../../helpers/clients.mjs'
+import { Fixture, killAllFixtures } from '../../helpers/fixture.mjs'
 
 const dir = mkdtempSync(join(tmpdir(), 'handover-win-'))
-afterEach(stopAllFixtures)
+afterEach(killAllFixtures)
 after(() => rmSync(dir, { recursive: true, force: true }))
 
 const hasIPv6 = await new Promise((resolve) => {
@@ -30,7 +31,7 @@ async function twoHandoffs(f, answer) {
     assert.equal(f.event(newPid, 'listening').inherited, true)
     assert.equal(f.event(newPid, 'started').hasParent, true)
     assert.ok(f.event(oldPid, 'exiting'))
-    assert.equal(await f.alive(oldPid, newPid), false)
+    assert.equal(await f.running(oldPid, newPid), false)
     assert.equal(await answer(), newPid)
     serving = newPid
   }
@@ -77,7 +78,6 @@ describe('hand-off on Windows', () => {
     const port = await freePort()
     const f = await Fixture.start({ FIXTURE_NETWORK: 'tcp4', FIXTURE_ADDRESS: `127.0.0.1:${port}` })
     const first = f.current
-    const { get } = await import('../helpers.mjs')
     const slow = get({ port }, '/slow?ms=1500')
     await new Promise((resolve) => setTimeout(resolve, 300))
     const { newPid } = await f.handoff()

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { FIXTURE, freePort } from '../helpers.mjs'
+import { freePort } from '../../helpers/clients.mjs'
+import { FIXTURE } from '../../helpers/fixture.mjs'
 
 const root = fileURLToPath(new URL('../../..', import.meta.url))
 const addon = createRequire(import.meta.url)('node-gyp-build')(root)
