@@ -1,45 +1,104 @@
 // What `import 'handover'` loads is on every new generation's critical
-// path (an upgrade waits for it). This guards the static import graph of the
-// built entry points: which of our modules each one pulls in at import, and
-// how many, so that a change that adds a heavy or needless import fails here
-// rather than as a slower upgrade in the bench.
-import { readFileSync } from 'node:fs'
+// path (an upgrade waits for it). dist/ is an esbuild bundle with code
+// splitting (scripts/build-dist.mjs), and dist/bundle-meta.json, esbuild's
+// metafile written by the same build, says which source modules each output
+// file holds and what it imports. This guards the static import graph of the
+// built entry points: how many files and which of our source modules each
+// one loads at import, and which Node builtins, so that a change that adds a
+// heavy or needless import fails here rather than as a slower upgrade in the
+// bench.
+import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 
-const DIST = fileURLToPath(new URL('../dist/', import.meta.url))
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const DIST = join(ROOT, 'dist')
 
-/** Every dist module reachable from `entry` through static imports (dynamic import() is lazy, and not followed). */
-function staticGraph(entry: string): { files: string[]; builtins: string[] } {
+interface Metafile {
+  outputs: Record<string, { inputs: Record<string, unknown>; imports: Array<{ path: string; kind: string; external?: boolean }> }>
+}
+const meta = JSON.parse(readFileSync(join(DIST, 'bundle-meta.json'), 'utf8')) as Metafile
+const js = Object.keys(meta.outputs).filter((o) => o.endsWith('.js'))
+
+/** What loading `entry` (a path under dist/) loads before its first line runs: files, source modules, builtins. */
+function staticGraph(entry: string): { files: string[]; sources: string[]; builtins: string[] } {
   const files = new Set<string>()
+  const sources = new Set<string>()
   const builtins = new Set<string>()
-  const visit = (file: string): void => {
-    if (files.has(file)) return
-    files.add(file)
-    const source = readFileSync(file, 'utf8')
-    for (const m of source.matchAll(/^\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|^\s*import\s+['"]([^'"]+)['"]/gm)) {
-      const spec = m[1] ?? m[2]
-      if (spec.startsWith('node:')) builtins.add(spec.slice(5))
-      else if (spec.startsWith('.')) visit(join(dirname(file), spec))
+  const visit = (output: string): void => {
+    if (files.has(output)) return
+    files.add(output)
+    for (const input of Object.keys(meta.outputs[output].inputs)) sources.add(relative('src', input))
+    for (const { path, kind, external } of meta.outputs[output].imports) {
+      if (kind !== 'import-statement') continue
+      if (external) builtins.add(path.replace(/^node:/, ''))
+      else visit(path)
     }
   }
-  visit(join(DIST, entry))
-  return { files: [...files].map((f) => relative(DIST, f)).sort(), builtins: [...builtins].sort() }
+  visit(`dist/${entry}`)
+  return { files: [...files].sort(), sources: [...sources].sort(), builtins: [...builtins].sort() }
 }
+
+describe('the bundle', () => {
+  it('is what dist/ holds: every output exists, and each imports the chunks the metafile says', () => {
+    expect(js.length).toBeGreaterThan(5)
+    for (const output of js) {
+      const file = join(ROOT, output)
+      expect(existsSync(file), output).toBe(true)
+      // esbuild writes chunk imports one per statement, `} from "./chunks/x.js";` or `import "./x.js";`.
+      const written = [...readFileSync(file, 'utf8').matchAll(/(?:^} from|^import(?: [^"\n]* from)?) "(\.\.?\/[^"]+)";$/gm)]
+        .map((m) => relative(ROOT, join(dirname(file), m[1])))
+      const expected = meta.outputs[output].imports.filter((i) => i.kind === 'import-statement' && !i.external).map((i) => i.path)
+      expect(written.sort(), output).toEqual(expected.sort())
+    }
+  })
+
+  it('holds each source module once: the preload, the supervisor and the app share one instance of each', () => {
+    const where = new Map<string, string[]>()
+    for (const output of js) {
+      for (const input of Object.keys(meta.outputs[output].inputs)) where.set(input, [...(where.get(input) ?? []), output])
+    }
+    expect([...where].filter(([, outputs]) => outputs.length > 1)).toEqual([])
+    expect(where.get('src/core/upgrader.ts')).toHaveLength(1)
+  })
+})
 
 describe('the import graph of the built entry points', () => {
   it("import 'handover': the core, the drain and the hooks; no backend, control socket, preload or supervisor (but the worker's end of its link)", () => {
-    const { files, builtins } = staticGraph('index.js')
+    const { files, sources, builtins } = staticGraph('index.js')
+    // A handful of files: the bundle's point. 4 today.
+    expect(files.length).toBeLessThanOrEqual(4)
     // 21 today; raise it only for a module every generation needs at import.
-    expect(files.length).toBeLessThanOrEqual(21)
-    expect(files.filter((f) => /^(backend\/(posix|win)|service\/(control-socket|cli)|supervisor\/(?!worker-link)|preload\/(preload|hooks|signals|register))/.test(f))).toEqual([])
+    expect(sources.length).toBeLessThanOrEqual(21)
+    expect(sources).toContain('core/upgrader.ts')
+    expect(sources.filter((f) => /^(backend\/(posix|win)|service\/(control-socket|cli)|supervisor\/(?!worker-link)|preload\/(preload|hooks|signals|register))/.test(f))).toEqual([])
+    expect(builtins).toContain('net')
     expect(builtins.filter((b) => ['tls', 'http2', 'https', 'cluster', 'dns', 'crypto', 'child_process'].includes(b))).toEqual([])
   })
 
+  it('the backends, the control socket and the run command stay out of every entry point, loaded by import() when needed', () => {
+    const lazy = ['backend/posix', 'backend/win', 'service/control-socket', 'supervisor/run-command']
+    for (const entry of ['index.js', 'preload/register.js', 'supervisor/supervisor.js', 'service/cli.js']) {
+      const { sources } = staticGraph(entry)
+      expect(lazy.filter((module) => sources.includes(`${module}.ts`)), entry).toEqual([])
+    }
+    for (const module of lazy) {
+      // Its own file, which holds its code and is the target of an import().
+      expect(meta.outputs[`dist/${module}.js`].inputs, module).toHaveProperty(`src/${module}.ts`)
+      expect(js.some((o) => meta.outputs[o].imports.some((i) => i.path === `dist/${module}.js` && i.kind === 'dynamic-import')), module).toBe(true)
+    }
+  })
+
   it('handover/register adds only the preload itself', () => {
-    const core = new Set(staticGraph('index.js').files)
-    const extra = staticGraph('preload/register.js').files.filter((f) => !core.has(f))
-    expect(extra.sort()).toEqual(['preload/hooks.js', 'preload/listen-args.js', 'preload/preload.js', 'preload/register.js', 'preload/settings.js', 'preload/signals.js'])
+    const core = new Set(staticGraph('index.js').sources)
+    const extra = staticGraph('preload/register.js').sources.filter((f) => !core.has(f))
+    expect(extra.sort()).toEqual(['preload/hooks.ts', 'preload/listen-args.ts', 'preload/preload.ts', 'preload/register.ts', 'preload/settings.ts', 'preload/signals.ts'])
+  })
+
+  it('register.cjs is a require() of the ES module preload, not a bundle of its own', () => {
+    const cjs = readFileSync(join(DIST, 'preload', 'register.cjs'), 'utf8')
+    expect([...cjs.matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1])).toEqual(['./preload.js'])
+    expect(staticGraph('preload/preload.js').sources).toContain('preload/preload.ts')
   })
 })

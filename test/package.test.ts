@@ -245,8 +245,21 @@ describe('the packed tarball', () => {
     expect(packInfo.files.map((f) => f.path).sort()).toEqual(tarballFiles)
 
     for (const file of [
+      // The package's entry points (exports and bin), bundled, with their types and source maps.
       'dist/index.js',
       'dist/index.d.ts',
+      'dist/index.js.map',
+      'dist/preload/register.js',
+      'dist/preload/register.d.ts',
+      'dist/preload/register.cjs',
+      'dist/preload/register.d.cts',
+      'dist/supervisor/supervisor.js',
+      'dist/supervisor/supervisor.d.ts',
+      'dist/service/cli.js',
+      // The modules loaded with import() when needed.
+      'dist/backend/posix.js',
+      'dist/backend/win.js',
+      'dist/service/control-socket.js',
       'native/posix/sockets.cc',
       'native/win/sockets.cc',
       'native/addon.h',
@@ -267,6 +280,23 @@ describe('the packed tarball', () => {
 
     const leaked = tarballFiles.filter((f) => /^(test|src|build|node_modules)\//.test(f) || f.endsWith('.tgz'))
     expect(leaked).toEqual([])
+    // The build's metafile is for the tests, not for users.
+    expect(tarballFiles).not.toContain('dist/bundle-meta.json')
+    // A bundle: a few chunks beside the entry points, not one file per source module.
+    const chunks = tarballFiles.filter((f) => /^dist\/chunks\/[^/]+\.js$/.test(f))
+    expect(chunks.length).toBeGreaterThan(0)
+    expect(tarballFiles.filter((f) => /^dist\/(core|http)\/.*\.js$/.test(f))).toEqual([])
+  })
+
+  it('its bin keeps its shebang, and its source maps point at src/ with the sources inside', async () => {
+    const read = async (file: string): Promise<string> => (await run('tar', ['-xzOf', tarball, `package/${file}`], { maxBuffer: MAX_BUFFER })).stdout
+    expect((await read('dist/service/cli.js')).startsWith('#!/usr/bin/env node\n')).toBe(true)
+    const map = JSON.parse(await read('dist/index.js.map')) as { sources: string[]; sourcesContent: string[] }
+    expect(map.sources).toContain('../src/index.ts')
+    const chunk = tarballFiles.find((f) => /^dist\/chunks\/.*\.js\.map$/.test(f))!
+    const chunkMap = JSON.parse(await read(chunk)) as { sources: string[]; sourcesContent: string[] }
+    expect(chunkMap.sources.every((s) => s.startsWith('../../src/') && s.endsWith('.ts'))).toBe(true)
+    expect(chunkMap.sourcesContent.length).toBe(chunkMap.sources.length)
   })
 
   it.skipIf(!CAN_BUILD_WIN32)('its Windows prebuild is an x64 DLL that needs nothing but node.exe, the system and Winsock', async () => {
