@@ -103,7 +103,9 @@ await new Promise((resolve) => server.listen(listener, resolve))
 const addons = [...new Set(fs.readFileSync('/proc/self/maps', 'utf8').split('\\n')
   .map((line) => line.slice(line.indexOf('/')))
   .filter((path) => path.endsWith('.node')))]
-log('listening', { address: listener.address, inherited: listener.inherited, hasParent: upg.hasParent, module: resolved, addons })
+// The CommonJS modules loaded: the addon should come by process.dlopen, without node-gyp-build.
+const cjsModules = Object.keys(cjsCache)
+log('listening', { address: listener.address, inherited: listener.inherited, hasParent: upg.hasParent, module: resolved, addons, cjsModules })
 
 process.on('SIGHUP', () => {
   log('upgrading')
@@ -125,9 +127,11 @@ log('closed')
 const ESM_APP = `import fs from 'node:fs'
 import http from 'node:http'
 import { fileURLToPath } from 'node:url'
+import { createRequire } from 'node:module'
 import { Upgrader } from 'handover'
 
 const resolved = fileURLToPath(import.meta.resolve('handover'))
+const cjsCache = createRequire(import.meta.url).cache
 ${APP_BODY}`
 
 const CJS_APP = `'use strict'
@@ -136,6 +140,7 @@ const http = require('node:http')
 const { Upgrader } = require('handover')
 
 const resolved = require.resolve('handover')
+const cjsCache = require.cache
 ;(async () => {
 ${APP_BODY}
 })().catch((err) => {
@@ -359,6 +364,7 @@ describe('the packed tarball', () => {
     const listening = f.event(first, 'listening')!
     expect(listening.module).toBe(join(installed, 'dist', 'index.js'))
     expect(listening.addons).toEqual([prebuild])
+    expect((listening.cjsModules as string[]).filter((m) => m.includes('node-gyp-build'))).toEqual([])
     expect(listening.inherited).toBe(false)
 
     const { oldPid, newPid } = await f.handoff()

@@ -3,20 +3,33 @@ import { fileURLToPath } from 'node:url'
 import { HandoverError } from '../core/errors.js'
 // Only the default of loadAddon's type parameter: the tests' loadAddon().bindInet(...).
 import type { PosixAddon } from './posix-addon.js'
+import { expectedAddonPath } from './addon-path.js'
 
 let addon: unknown
 
 /** The platforms the published package carries a prebuilt addon for (see prepack in package.json). */
 const PREBUILT_PLATFORMS = ['linux-x64', 'win32-x64']
 
+/** dlopen of the binary node-gyp-build would pick, if that is certain; undefined if not, or if it fails. */
+function loadExpected(root: string): unknown {
+  const path = expectedAddonPath(root)
+  if (path === undefined) return undefined
+  const module = { exports: {} as unknown }
+  try {
+    process.dlopen(module, path)
+  } catch {
+    // node-gyp-build tries again, and its error is the one reported.
+    return undefined
+  }
+  return module.exports
+}
+
 /** Loads the addon on first use, so importing handover never fails on its own. */
 export function loadAddon<T = PosixAddon>(): T {
   if (addon === undefined) {
     const root = fileURLToPath(new URL('../..', import.meta.url))
     try {
-      const require = createRequire(import.meta.url)
-      const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown
-      addon = nodeGypBuild(root)
+      addon = loadExpected(root) ?? (createRequire(import.meta.url)('node-gyp-build') as (dir: string) => unknown)(root)
     } catch (err) {
       // The advice must work from the user's project, where handover is a
       // dependency: its own npm scripts (build:native) do not exist there.
