@@ -69,8 +69,8 @@ describe('the import graph of the built entry points', () => {
     const { files, sources, builtins } = staticGraph('index.js')
     // A handful of files: the bundle's point. 4 today.
     expect(files.length).toBeLessThanOrEqual(4)
-    // 22 today; raise it only for a module every generation needs at import.
-    expect(sources.length).toBeLessThanOrEqual(22)
+    // 23 today; raise it only for a module every generation needs at import.
+    expect(sources.length).toBeLessThanOrEqual(23)
     expect(sources).toContain('core/upgrader.ts')
     expect(sources.filter((f) => /^(backend\/(posix|win)|service\/(control-socket|cli)|supervisor\/(?!worker-link)|preload\/(preload|hooks|signals|register))/.test(f))).toEqual([])
     expect(builtins).toContain('net')

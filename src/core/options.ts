@@ -26,6 +26,11 @@ export interface UpgraderOptions {
    * hand-off happens only if the new one is still running then. Default 0.
    */
   probation?: number
+  /**
+   * Start the next generations with Node's compile cache (Node 22+), in a
+   * private per-user directory; see compile-cache.ts. Default true.
+   */
+  compileCache?: boolean
 }
 
 export interface UpgradeOptions {
@@ -57,6 +62,7 @@ export interface Resolved {
   controlSocket?: string
   controlSocketMode: number
   probation: number
+  compileCache: boolean
 }
 
 /** Checks every option (ERR_INVALID_OPTION) and fills in the defaults. */
@@ -81,6 +87,7 @@ export function resolveOptions(o: UpgraderOptions): Resolved {
     args: args ?? [...process.execArgv, ...process.argv.slice(1)],
     cwd,
     env: o.env,
+    compileCache: boolean('compileCache', o.compileCache, true),
   }
 }
 
@@ -138,6 +145,12 @@ export function fileMode(name: string, v: unknown, dflt: number): number {
   if (v === undefined) return dflt
   if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 0o777) throw invalidOption(name, v, 'a file mode from 0 to 0o777')
   return v as number
+}
+
+function boolean(name: string, v: unknown, dflt: boolean): boolean {
+  if (v === undefined) return dflt
+  if (typeof v !== 'boolean') throw invalidOption(name, v, 'true or false')
+  return v
 }
 
 function controlSocketPath(v: unknown): string | undefined {

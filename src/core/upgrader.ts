@@ -2,6 +2,7 @@ import { listenName, type ListenOptions } from '../service/activation.js'
 import type { PlatformBackend } from '../backend/types.js'
 import type { PacketNetwork, StreamNetwork } from './address.js'
 import { ChildLink } from './child-link.js'
+import { flushCompileCache, withCompileCache } from './compile-cache.js'
 import { eitherSignal, waitDeadline, withDeadline } from './deadline.js'
 import type { ControlServer } from '../service/control-socket.js'
 import { HandoverError } from './errors.js'
@@ -144,6 +145,8 @@ export class Upgrader {
       releaseStartingSighup()
       if (this.parent) {
         await this.parent.sendReady()
+        // Off the critical path: the parent is handing over by now.
+        setImmediate(flushCompileCache)
         // READY=1 counts only once the parent has made this process the main one.
         void this.parent.handedOver.then(() => this.stopped || this.notifier.readyAfterHandOff())
       } else {
@@ -268,7 +271,7 @@ export class Upgrader {
         command: o.command,
         args: o.args,
         cwd: o.cwd,
-        env: this.notifier.childEnv(o.env ?? process.env),
+        env: withCompileCache(this.notifier.childEnv(o.env ?? process.env), o.compileCache),
         sockets: this.table.outgoing(),
         timeout: o.upgradeTimeout,
         signal,

@@ -9,6 +9,7 @@ import { HandoverError } from '../core/errors.js'
 import { checkObject, checkStrings, fileMode, invalidOption, msOption } from '../core/options.js'
 import { SocketTable } from '../core/listeners.js'
 import { removeOwnPidFile, writePidFile } from '../core/pidfile.js'
+import { withCompileCache } from '../core/compile-cache.js'
 import { monotonicUsec, notify } from '../service/systemd.js'
 import { markNodeChild } from './reaper.js'
 import { RestartPolicy } from './restarts.js'
@@ -217,7 +218,7 @@ export class Supervisor {
       command: process.execPath,
       args: [...o.execArgv, '--import', REGISTER, o.script, ...o.args],
       cwd: o.cwd,
-      env,
+      env: withCompileCache(env),
       sockets: this.table.outgoing(),
       generation,
       readyTimeout: o.readyTimeout,
