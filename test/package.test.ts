@@ -296,8 +296,8 @@ describe('the packed tarball', () => {
   it('its bin keeps its shebang, and its source maps point at src/ with the sources inside', async () => {
     const read = async (file: string): Promise<string> => (await run('tar', ['-xzOf', tarball, `package/${file}`], { maxBuffer: MAX_BUFFER })).stdout
     expect((await read('dist/service/cli.js')).startsWith('#!/usr/bin/env node\n')).toBe(true)
-    const map = JSON.parse(await read('dist/index.js.map')) as { sources: string[]; sourcesContent: string[] }
-    expect(map.sources).toContain('../src/index.ts')
+    const map = JSON.parse(await read('dist/preload/register.js.map')) as { sources: string[]; sourcesContent: string[] }
+    expect(map.sources).toEqual(['../../src/preload/register.ts'])
     const chunk = tarballFiles.find((f) => /^dist\/chunks\/.*\.js\.map$/.test(f))!
     const chunkMap = JSON.parse(await read(chunk)) as { sources: string[]; sourcesContent: string[] }
     expect(chunkMap.sources.every((s) => s.startsWith('../../src/') && s.endsWith('.ts'))).toBe(true)
