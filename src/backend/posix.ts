@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import { closeSync } from 'node:fs'
 import { Socket } from 'node:net'
 import type { BindSpec } from '../core/address.js'
@@ -55,6 +54,10 @@ export class PosixBackend implements PlatformBackend {
         }
       }
       const channels = request.worker ? ['pipe', 'pipe'] : ['pipe']
+      // Taken here, not imported: node:child_process (and the dgram and
+      // stream modules it loads) would load in every new generation, which
+      // needs it only when it starts the next one.
+      const { spawn } = process.getBuiltinModule('node:child_process')
       child = spawn(request.command, request.args, {
         cwd: request.cwd,
         env: { ...request.env, [CONTROL_ENV]: String(CONTROL_FD), ...(request.worker && { [SUPERVISOR_ENV]: String(REQUEST_FD) }) },

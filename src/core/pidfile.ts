@@ -1,5 +1,4 @@
-import { constants, readFileSync, unlinkSync } from 'node:fs'
-import { open, rename, unlink } from 'node:fs/promises'
+import { closeSync, constants, openSync, readFileSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { dirname, basename, join } from 'node:path'
 import { systemError } from './errors.js'
 
@@ -9,27 +8,52 @@ import { systemError } from './errors.js'
  * O_NOFOLLOW: in a directory others can write to (/tmp), a name derived from
  * the pid could be planted in advance, as a directory (the write fails) or as
  * a symlink (the write would overwrite its target).
+ *
+ * A new generation writes it in ready(), on the upgrade's critical path: a
+ * few synchronous calls on a small local file cost less than four trips
+ * through the thread pool, and /dev/urandom less than the Web Crypto global,
+ * whose first use loads a dozen of Node's internal modules.
  */
 export async function writePidFile(path: string, pid = process.pid): Promise<void> {
-  // Web Crypto's global, not node:crypto: importing that would load it in every generation.
-  const random = Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(8))).toString('hex')
-  const temp = join(dirname(path), `.${basename(path)}.${random}.tmp`)
+  const temp = join(dirname(path), `.${basename(path)}.${randomHex()}.tmp`)
   let created = false
   try {
-    const file = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644)
+    const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644)
     created = true
     try {
-      await file.writeFile(`${pid}\n`)
+      writeSync(fd, `${pid}\n`)
     } finally {
-      await file.close()
+      closeSync(fd)
     }
-    await rename(temp, path)
+    renameSync(temp, path)
   } catch (err) {
     // Only a file this call created is removed: an EEXIST temp is someone else's.
-    if (created) await unlink(temp).catch(() => {})
+    if (created) {
+      try {
+        unlinkSync(temp)
+      } catch {
+        // Gone already.
+      }
+    }
     const e = err as NodeJS.ErrnoException
     throw systemError({ errno: -(e.errno ?? 0), syscall: e.syscall ?? 'write', message: e.message }, `pid file ${path} (temp file ${temp})`)
   }
+}
+
+/** 8 random bytes as hex: from /dev/urandom, or (Windows) Web Crypto's global; not node:crypto, which every generation would load. */
+function randomHex(): string {
+  const bytes = Buffer.alloc(8)
+  try {
+    const fd = openSync('/dev/urandom', 'r')
+    try {
+      if (readSync(fd, bytes) === bytes.length) return bytes.toString('hex')
+    } finally {
+      closeSync(fd)
+    }
+  } catch {
+    // No /dev/urandom.
+  }
+  return Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(8))).toString('hex')
 }
 
 /** Removes the pid file if it still names `pid` (by default this process); a successor's stays. */
