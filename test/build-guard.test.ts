@@ -11,7 +11,7 @@ import { BUILDS, ensureFreshBuild, staleness } from './helpers/build-guard.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const ADDON = join('build', 'Release', 'handover.node')
-const INPUTS = ['src', 'native', 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'binding.gyp']
+const INPUTS = ['src', 'scripts', 'native', 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'binding.gyp']
 const OUTPUTS = ['dist', ADDON]
 const HOUR = 3_600_000
 const tsBuild = BUILDS.find((b) => b.script === 'build:ts')!

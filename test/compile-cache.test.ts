@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { compileCacheDir, withCompileCache } from '../src/core/compile-cache.js'
-import { freePort } from './helpers/clients.js'
-import { Fixture, killAllFixtures, waitUntil } from './helpers/fixture.js'
+import { freePort } from './helpers/clients.mjs'
+import { Fixture, killAllFixtures } from './helpers/fixture.mjs'
+import { waitUntil } from './helpers/processes.mjs'
 import { killSupervised, Supervised } from './helpers/supervisor.js'
 
 const dir = realpathSync(mkdtempSync(join(tmpdir(), 'handover-compile-cache-')))

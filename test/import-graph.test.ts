@@ -67,8 +67,10 @@ describe('the bundle', () => {
 describe('the import graph of the built entry points', () => {
   it("import 'handover': the core, the drain and the hooks; no backend, control socket, preload or supervisor (but the worker's end of its link)", () => {
     const { files, sources, builtins } = staticGraph('index.js')
-    // A handful of files: the bundle's point. 4 today.
-    expect(files.length).toBeLessThanOrEqual(4)
+    // A handful of files, not one per source module: the bundle's point. 6
+    // today: esbuild makes one chunk per set of entry points (and lazy
+    // modules) that share code; a few more tiny files cost next to nothing.
+    expect(files.length).toBeLessThanOrEqual(6)
     // 23 today; raise it only for a module every generation needs at import.
     expect(sources.length).toBeLessThanOrEqual(23)
     expect(sources).toContain('core/upgrader.ts')

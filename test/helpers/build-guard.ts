@@ -29,7 +29,7 @@ interface Build {
 /** In the order `npm run build` runs them. */
 export const BUILDS: Build[] = [
   { script: 'build:native', inputs: ['native', 'binding.gyp'], output: join('build', 'Release', 'handover.node') },
-  { script: 'build:ts', inputs: ['src', 'package.json', 'tsconfig.json', 'tsconfig.build.json'], output: 'dist' },
+  { script: 'build:ts', inputs: ['src', 'scripts/build-dist.mjs', 'package.json', 'tsconfig.json', 'tsconfig.build.json'], output: 'dist' },
 ]
 
 const LOCK_WAIT_MS = 10 * 60_000
