@@ -71,8 +71,8 @@ describe('the import graph of the built entry points', () => {
     // today: esbuild makes one chunk per set of entry points (and lazy
     // modules) that share code; a few more tiny files cost next to nothing.
     expect(files.length).toBeLessThanOrEqual(6)
-    // 23 today; raise it only for a module every generation needs at import.
-    expect(sources.length).toBeLessThanOrEqual(23)
+    // 24 today; raise it only for a module every generation needs at import.
+    expect(sources.length).toBeLessThanOrEqual(24)
     expect(sources).toContain('core/upgrader.ts')
     expect(sources.filter((f) => /^(backend\/(posix|win)|service\/(control-socket|cli)|supervisor\/(?!worker-link)|preload\/(preload|hooks|signals|register))/.test(f))).toEqual([])
     expect(builtins).toContain('net')

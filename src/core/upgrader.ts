@@ -2,7 +2,8 @@ import { listenName, type ListenOptions } from '../service/activation.js'
 import type { PlatformBackend } from '../backend/types.js'
 import type { PacketNetwork, StreamNetwork } from './address.js'
 import { ChildLink } from './child-link.js'
-import { flushCompileCache, withCompileCache } from './compile-cache.js'
+import { withCompileCache } from './compile-cache.js'
+import { afterReady } from './after-ready.js'
 import { eitherSignal, waitDeadline, withDeadline } from './deadline.js'
 import type { ControlServer } from '../service/control-socket.js'
 import { HandoverError } from './errors.js'
@@ -145,14 +146,14 @@ export class Upgrader {
       releaseStartingSighup()
       if (this.parent) {
         await this.parent.sendReady()
-        // Off the critical path: the parent is handing over by now.
-        setImmediate(flushCompileCache)
         // READY=1 counts only once the parent has made this process the main one.
         void this.parent.handedOver.then(() => this.stopped || this.notifier.readyAfterHandOff())
       } else {
         this.notifier.ready()
       }
       this.control?.serve(this, this.exitPromise)
+      // Off the critical path (the parent, if any, is handing over by now).
+      setImmediate(afterReady)
     })().catch((err: unknown) => {
       // Not ready after all: a later call may try again.
       this.readyPromise = undefined
