@@ -15,6 +15,14 @@ export const FLOORS = {
     label: 'node start + listen + exit',
     args: ['-e', "require('node:http').createServer().listen(0, '127.0.0.1', () => process.exit(0))"],
   },
+  // Not a target: the same start as an ES module that imports node:http, as
+  // bench/server.mjs does. Node builds a module namespace of node:http, which
+  // reads all its lazy getters (on Node 26, http.WebSocket loads undici):
+  // part of what a new generation of server.mjs pays before handover runs.
+  listenEsm: {
+    label: 'node start + listen + exit, as an ES module',
+    args: ['--input-type=module', '-e', "import http from 'node:http'; http.createServer().listen(0, '127.0.0.1', () => process.exit(0))"],
+  },
   // Not a target: what importing handover and binding through it adds.
   handover: {
     label: 'node start + Upgrader + listen + exit',
