@@ -84,6 +84,26 @@ function builtinsWithoutNamespaces(code, path) {
 const destructure = (names) => names.replace(/\b(\w+) as (\w+)\b/g, '$1: $2')
 
 /**
+ * The rewrite above turns hoisted imports into statements that run in order,
+ * which is the same only while no chunk imports, directly or not, one that
+ * imports it back: in a cycle, a chunk's functions could run before its
+ * builtins are assigned. esbuild makes none today; this says if it ever does.
+ */
+function checkNoChunkCycles(metafile) {
+  const state = new Map()
+  const visit = (output, path) => {
+    if (state.get(output) === 'done') return
+    if (state.get(output) === 'open') throw new Error(`chunks import each other: ${[...path.slice(path.indexOf(output)), output].join(' -> ')}`)
+    state.set(output, 'open')
+    for (const { path: next, kind, external } of metafile.outputs[output].imports) {
+      if (kind === 'import-statement' && !external) visit(next, [...path, output])
+    }
+    state.set(output, 'done')
+  }
+  for (const output of Object.keys(metafile.outputs)) if (output.endsWith('.js')) visit(output, [])
+}
+
+/**
  * A module that resolves a path from its own import.meta.url ('../..' to the
  * package root, '../preload/register.js') only works from an output file at
  * the same depth below dist/ as its source is below src/: true for
@@ -111,6 +131,7 @@ export async function buildDist() {
 
   const { metafile, outputFiles } = await esbuild.build({ ...bundleOptions(), write: false })
   checkRelativeUrls(metafile)
+  checkNoChunkCycles(metafile)
   for (const file of outputFiles) {
     mkdirSync(dirname(file.path), { recursive: true })
     writeFileSync(file.path, file.path.endsWith('.js') ? builtinsWithoutNamespaces(file.text, file.path) : file.contents)
