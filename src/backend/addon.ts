@@ -8,7 +8,7 @@ import { expectedAddonPath } from './addon-path.js'
 let addon: unknown
 
 /** The platforms the published package carries a prebuilt addon for (see prepack in package.json). */
-const PREBUILT_PLATFORMS = ['linux-x64', 'win32-x64']
+const PREBUILT_PLATFORMS = ['linux-arm64', 'linux-x64', 'win32-x64']
 
 /** dlopen of the binary node-gyp-build would pick, if that is certain; undefined if not, or if it fails. */
 function loadExpected(root: string): unknown {
