@@ -113,10 +113,10 @@ inline Socket NewSocket(int domain, int type) {
 #endif
 }
 
-// The supervisor's passFd, askForFd and reapPid, in supervise.cc; sockets.cc
+// The supervisor's sendSocket, requestSocket and reapPid, in supervise.cc; sockets.cc
 // exports them.
-Napi::Value PassFdJs(const Napi::CallbackInfo& info);
-Napi::Value AskForFdJs(const Napi::CallbackInfo& info);
+Napi::Value SendSocketJs(const Napi::CallbackInfo& info);
+Napi::Value RequestSocketJs(const Napi::CallbackInfo& info);
 Napi::Value ReapPidJs(const Napi::CallbackInfo& info);
 #endif
 

@@ -31,8 +31,9 @@ export const ENTRY_POINTS = {
   // What register.cjs requires: the ESM module instances the app's own import shares.
   'preload/preload': 'src/preload/preload.ts',
   'supervisor/supervisor': 'src/supervisor/supervisor.ts',
-  'service/cli': 'src/service/cli.ts',
+  bin: 'src/bin.ts',
   // Loaded with import() when needed; named so their paths stay readable and stable.
+  'service/cli': 'src/service/cli.ts',
   'backend/posix': 'src/backend/posix.ts',
   'backend/win': 'src/backend/win.ts',
   'service/control-socket': 'src/service/control-socket.ts',

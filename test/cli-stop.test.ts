@@ -7,7 +7,7 @@ import { freePort, get } from './helpers/clients.mjs'
 import { Fixture, killAllFixtures } from './helpers/fixture.mjs'
 import { isAlive, waitUntil } from './helpers/processes.mjs'
 
-const CLI = fileURLToPath(new URL('../dist/service/cli.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../dist/bin.js', import.meta.url))
 const strays: number[] = []
 afterEach(async () => {
   for (const pid of strays.splice(0)) if (isAlive(pid)) process.kill(pid, 'SIGKILL')

@@ -60,12 +60,12 @@ describe('the bundle', () => {
       for (const input of Object.keys(meta.outputs[output].inputs)) where.set(input, [...(where.get(input) ?? []), output])
     }
     expect([...where].filter(([, outputs]) => outputs.length > 1)).toEqual([])
-    expect(where.get('src/core/upgrader.ts')).toHaveLength(1)
+    expect(where.get('src/api/upgrader.ts')).toHaveLength(1)
   })
 })
 
 describe('the import graph of the built entry points', () => {
-  it("import 'handover': the core, the drain and the hooks; no backend, control socket, preload or supervisor (but the worker's end of its link)", () => {
+  it("import 'handover': the core, the drain and the hooks; no backend, control socket, preload or supervisor", () => {
     const { files, sources, builtins } = staticGraph('index.js')
     // A handful of files, not one per source module: the bundle's point. 6
     // today: esbuild makes one chunk per set of entry points (and lazy
@@ -73,15 +73,15 @@ describe('the import graph of the built entry points', () => {
     expect(files.length).toBeLessThanOrEqual(6)
     // 24 today; raise it only for a module every generation needs at import.
     expect(sources.length).toBeLessThanOrEqual(24)
-    expect(sources).toContain('core/upgrader.ts')
-    expect(sources.filter((f) => /^(backend\/(posix|win)|service\/(control-socket|cli)|supervisor\/(?!worker-link)|preload\/(preload|hooks|signals|register))/.test(f))).toEqual([])
+    expect(sources).toContain('api/upgrader.ts')
+    expect(sources.filter((f) => /^(backend\/(posix|win)|service\/(control-socket|cli|args)|supervisor\/|preload\/(preload|hooks|signals|register))/.test(f))).toEqual([])
     expect(builtins).toContain('net')
     expect(builtins.filter((b) => ['tls', 'http2', 'https', 'cluster', 'dns', 'crypto', 'child_process'].includes(b))).toEqual([])
   })
 
   it('the backends, the control socket and the run command stay out of every entry point, loaded by import() when needed', () => {
-    const lazy = ['backend/posix', 'backend/win', 'service/control-socket', 'supervisor/run-command']
-    for (const entry of ['index.js', 'preload/register.js', 'supervisor/supervisor.js', 'service/cli.js']) {
+    const lazy = ['backend/posix', 'backend/win', 'service/control-socket', 'service/cli', 'supervisor/run-command']
+    for (const entry of ['index.js', 'preload/register.js', 'supervisor/supervisor.js', 'bin.js']) {
       const { sources } = staticGraph(entry)
       expect(lazy.filter((module) => sources.includes(`${module}.ts`)), entry).toEqual([])
     }
@@ -95,7 +95,7 @@ describe('the import graph of the built entry points', () => {
   it('handover/register adds only the preload itself', () => {
     const core = new Set(staticGraph('index.js').sources)
     const extra = staticGraph('preload/register.js').sources.filter((f) => !core.has(f))
-    expect(extra.sort()).toEqual(['preload/hooks.ts', 'preload/listen-args.ts', 'preload/preload.ts', 'preload/register.ts', 'preload/settings.ts', 'preload/signals.ts'])
+    expect(extra.sort()).toEqual(['preload/hooks.ts', 'preload/listen-args.ts', 'preload/preload.ts', 'preload/register.ts', 'preload/signals.ts'])
   })
 
   it('register.cjs is a require() of the ES module preload, not a bundle of its own', () => {

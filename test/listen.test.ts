@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HandoverError, Upgrader, type Listener } from '../src/index.js'
-import { loadAddon } from '../src/backend/addon.js'
+import { posixAddon } from '../src/backend/addon.js'
 import { freePort } from './helpers/clients.mjs'
 import { hasIPv6 } from './helpers/host.js'
 
@@ -195,7 +195,7 @@ describe('bad input gets a typed error', () => {
 
   it('replaces a stale unix socket file that nothing listens on', async () => {
     const path = join(dir, 'stale.sock')
-    const fd = loadAddon().bindUnix(path, false, 1)
+    const fd = posixAddon().bindUnix(path, false, 1)
     new net.Socket({ fd }).destroy() // closed without unlinking: what a crash leaves
     expect(existsSync(path)).toBe(true)
     const listener = upg.listen('unix', path)

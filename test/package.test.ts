@@ -260,8 +260,10 @@ describe('the packed tarball', () => {
       'dist/preload/register.d.cts',
       'dist/supervisor/supervisor.js',
       'dist/supervisor/supervisor.d.ts',
-      'dist/service/cli.js',
+      'dist/bin.js',
       // The modules loaded with import() when needed.
+      'dist/service/cli.js',
+      'dist/supervisor/run-command.js',
       'dist/backend/posix.js',
       'dist/backend/win.js',
       'dist/service/control-socket.js',
@@ -295,7 +297,7 @@ describe('the packed tarball', () => {
 
   it('its bin keeps its shebang, and its source maps point at src/ with the sources inside', async () => {
     const read = async (file: string): Promise<string> => (await run('tar', ['-xzOf', tarball, `package/${file}`], { maxBuffer: MAX_BUFFER })).stdout
-    expect((await read('dist/service/cli.js')).startsWith('#!/usr/bin/env node\n')).toBe(true)
+    expect((await read('dist/bin.js')).startsWith('#!/usr/bin/env node\n')).toBe(true)
     const map = JSON.parse(await read('dist/preload/register.js.map')) as { sources: string[]; sourcesContent: string[] }
     expect(map.sources).toEqual(['../../src/preload/register.ts'])
     const chunk = tarballFiles.find((f) => /^dist\/chunks\/.*\.js\.map$/.test(f))!

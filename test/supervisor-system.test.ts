@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { loadAddon } from '../src/backend/addon.js'
+import { posixAddon } from '../src/backend/addon.js'
 import { freePort, get } from './helpers/clients.mjs'
 import { waitUntil } from './helpers/processes.mjs'
 import { NotifyReceiver } from './helpers/notify.js'
@@ -31,7 +31,7 @@ describe('systemd: the supervisor is the main process for good', () => {
     await s.waitForLine(/^handover: generation 2 ready/)
     process.kill(s.pid, 'SIGTERM')
     await s.exited()
-    loadAddon().sdNotify(address, false, 'SENTINEL=1\n')
+    posixAddon().sdNotify(address, false, 'SENTINEL=1\n')
     await waitUntil(() => r.messages.some((m) => m.message === 'SENTINEL=1\n'), 10_000, 'the sentinel')
     const messages = r.messages.filter((m) => m.message !== 'SENTINEL=1\n')
     expect(messages.map((m) => m.pid)).toEqual(messages.map(() => s.pid))

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { loadAddon } from '../src/backend/addon.js'
+import { posixAddon } from '../src/backend/addon.js'
 import { formatNotify, notify } from '../src/service/systemd.js'
 import { freePort, pidAt } from './helpers/clients.mjs'
 import { Fixture, killAllFixtures } from './helpers/fixture.mjs'
@@ -30,7 +30,7 @@ async function receiver(address: string): Promise<NotifyReceiver> {
  */
 async function allMessages(r: NotifyReceiver, address: string): Promise<Notification[]> {
   const abstract = address.startsWith('@')
-  loadAddon().sdNotify(abstract ? address.slice(1) : address, abstract, 'SENTINEL=1\n')
+  posixAddon().sdNotify(abstract ? address.slice(1) : address, abstract, 'SENTINEL=1\n')
   await waitUntil(() => r.messages.some((m) => m.message === 'SENTINEL=1\n'), 10_000, 'the sentinel')
   return r.messages.filter((m) => m.message !== 'SENTINEL=1\n')
 }

@@ -173,8 +173,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("inspect", Napi::Function::New(env, InspectJs, "inspect"));
   exports.Set("setNonBlocking", Napi::Function::New(env, SetNonBlockingJs, "setNonBlocking"));
   exports.Set("sdNotify", Napi::Function::New(env, SdNotifyJs, "sdNotify"));
-  exports.Set("passFd", Napi::Function::New(env, PassFdJs, "passFd"));
-  exports.Set("askForFd", Napi::Function::New(env, AskForFdJs, "askForFd"));
+  exports.Set("sendSocket", Napi::Function::New(env, SendSocketJs, "sendSocket"));
+  exports.Set("requestSocket", Napi::Function::New(env, RequestSocketJs, "requestSocket"));
   exports.Set("reapPid", Napi::Function::New(env, ReapPidJs, "reapPid"));
   return exports;
 }

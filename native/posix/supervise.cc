@@ -1,4 +1,4 @@
-// The supervisor's kernel calls (handover run). passFd/askForFd: a worker
+// The supervisor's kernel calls (handover run). sendSocket/requestSocket: a worker
 // that asks for an address the supervisor does not hold yet gets the socket
 // over a unix socketpair with SCM_RIGHTS, as HAProxy's -x does; the worker's
 // side blocks, bounded by poll, since its listen() is synchronous. reapPid:
@@ -91,21 +91,21 @@ int ReceiveLine(int channel, int timeout_ms, std::string* line, int* fd) {
 
 }  // namespace
 
-// passFd(channel, line, fd): fd -1 sends the line alone.
-Napi::Value PassFdJs(const Napi::CallbackInfo& info) {
+// sendSocket(channel, line, fd): fd -1 sends the line alone.
+Napi::Value SendSocketJs(const Napi::CallbackInfo& info) {
   int channel, fd;
   std::string line;
-  if (!GetArgs(info, &channel, &line, &fd)) return ThrowTypeError(info.Env(), "passFd(channel, line, fd)");
+  if (!GetArgs(info, &channel, &line, &fd)) return ThrowTypeError(info.Env(), "sendSocket(channel, line, fd)");
   if (SendLine(channel, line, fd) == -1) return ThrowLastError(info.Env(), "sendmsg");
   return Napi::Value();
 }
 
-// askForFd(channel, line, timeoutMs): sends line, blocks for the answer;
+// requestSocket(channel, line, timeoutMs): sends line, blocks for the answer;
 // { line, fd } (fd -1 if none).
-Napi::Value AskForFdJs(const Napi::CallbackInfo& info) {
+Napi::Value RequestSocketJs(const Napi::CallbackInfo& info) {
   int channel, timeout, fd = -1;
   std::string request, answer;
-  if (!GetArgs(info, &channel, &request, &timeout)) return ThrowTypeError(info.Env(), "askForFd(channel, line, timeoutMs)");
+  if (!GetArgs(info, &channel, &request, &timeout)) return ThrowTypeError(info.Env(), "requestSocket(channel, line, timeoutMs)");
   if (SendLine(channel, request, -1) == -1) return ThrowLastError(info.Env(), "sendmsg");
   if (ReceiveLine(channel, timeout, &answer, &fd) == -1) {
     if (fd >= 0) Fail(fd);

@@ -1,9 +1,8 @@
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { HandoverError } from '../core/errors.js'
-// Only the default of loadAddon's type parameter: the tests' loadAddon().bindInet(...).
-import type { PosixAddon } from './posix-addon.js'
 import { expectedAddonPath } from './addon-path.js'
+import type { PosixAddon } from './posix-addon.js'
 
 let addon: unknown
 
@@ -24,8 +23,12 @@ function loadExpected(root: string): unknown {
   return module.exports
 }
 
-/** Loads the addon on first use, so importing handover never fails on its own. */
-export function loadAddon<T = PosixAddon>(): T {
+/**
+ * Loads the addon on first use, so importing handover never fails on its
+ * own. Its shape depends on the platform: posix-addon.ts and win.ts say
+ * what each build exports.
+ */
+export function loadAddon(): unknown {
   if (addon === undefined) {
     const root = fileURLToPath(new URL('../..', import.meta.url))
     try {
@@ -43,5 +46,10 @@ export function loadAddon<T = PosixAddon>(): T {
       )
     }
   }
-  return addon as T
+  return addon
+}
+
+/** The addon as POSIX builds it (posix-addon.ts says what it exports); only code that runs on POSIX alone may call this. */
+export function posixAddon(): PosixAddon {
+  return loadAddon() as PosixAddon
 }

@@ -1,9 +1,6 @@
 import { HandoverError } from '../core/errors.js'
-import { loadAddon } from './addon.js'
-import type { PosixAddon } from './posix-addon.js'
-import type { PlatformBackend } from './types.js'
-
-export type * from './types.js'
+import type { PlatformBackend } from '../core/platform.js'
+import { posixAddon } from './addon.js'
 
 let backend: Promise<PlatformBackend> | undefined
 
@@ -27,5 +24,5 @@ export function platformBackend(): Promise<PlatformBackend> {
  */
 export function sendNotify(path: string, abstract: boolean, message: string): void {
   if (process.platform === 'win32') throw new HandoverError('ERR_UNSUPPORTED', 'sd_notify is not supported on Windows')
-  loadAddon<PosixAddon>().sdNotify(path, abstract, message)
+  posixAddon().sdNotify(path, abstract, message)
 }

@@ -1,5 +1,4 @@
-import { loadAddon } from './addon.js'
-import type { SocketInfo } from './types.js'
+import type { SocketInfo } from '../core/platform.js'
 
 /** socket(2) types, as bindInet() takes them. */
 export const SOCK_STREAM = 1
@@ -15,14 +14,9 @@ export interface PosixAddon {
   /** One datagram to a unix datagram socket: a path, or an abstract name (without its NUL). */
   sdNotify(path: string, abstract: boolean, message: string): void
   /** One line on a unix stream socket, with `fd` attached (SCM_RIGHTS) unless it is -1. */
-  passFd(channel: number, line: string, fd: number): void
+  sendSocket(channel: number, line: string, fd: number): void
   /** Sends `line`, then blocks up to `timeoutMs` for one answer line and the fd sent with it (-1 if none). */
-  askForFd(channel: number, line: string, timeoutMs: number): { line: string; fd: number }
+  requestSocket(channel: number, line: string, timeoutMs: number): { line: string; fd: number }
   /** waitpid(pid, WNOHANG): true if that pid was a zombie child and is now reaped. */
   reapPid(pid: number): boolean
-}
-
-/** The addon as POSIX builds it; only code that runs on POSIX alone may call this. */
-export function posixAddon(): PosixAddon {
-  return loadAddon<PosixAddon>()
 }

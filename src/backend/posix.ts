@@ -2,12 +2,15 @@ import { closeSync } from 'node:fs'
 import { Socket } from 'node:net'
 import type { BindSpec } from '../core/address.js'
 import { HandoverError, systemError } from '../core/errors.js'
-import { posixAddon, SOCK_DGRAM, SOCK_STREAM, type PosixAddon } from './posix-addon.js'
-import { CONTROL_ENV, SUPERVISOR_ENV, type TransferEntry } from '../core/protocol.js'
-import type { OsSocket, PlatformBackend, SpawnRequest, SpawnedChild } from './types.js'
+import { ENV } from '../core/options.js'
+import type { OsSocket, PlatformBackend, SpawnRequest, SpawnedChild, Transport } from '../core/platform.js'
+import type { TransferEntry } from '../core/protocol.js'
+import { posixAddon } from './addon.js'
+import { SOCK_DGRAM, SOCK_STREAM, type PosixAddon } from './posix-addon.js'
+import { StreamTransport } from './stream-transport.js'
 
-/** The control channel sits at fd 3 in the child; a worker's request channel at 4; the sockets follow. */
-const CONTROL_FD = 3
+/** The channel to the parent sits at fd 3 in the child; a worker's request channel at 4; the sockets follow. */
+const CHANNEL_FD = 3
 const REQUEST_FD = 4
 const FIRST_SOCKET_FD = 4
 
@@ -60,7 +63,7 @@ export class PosixBackend implements PlatformBackend {
       const { spawn } = process.getBuiltinModule('node:child_process')
       child = spawn(request.command, request.args, {
         cwd: request.cwd,
-        env: { ...request.env, [CONTROL_ENV]: String(CONTROL_FD), ...(request.worker && { [SUPERVISOR_ENV]: String(REQUEST_FD) }) },
+        env: { ...request.env, [ENV.channel]: String(CHANNEL_FD), ...(request.worker && { [ENV.supervisor]: String(REQUEST_FD) }) },
         stdio: ['inherit', 'inherit', 'inherit', ...channels, ...copies] as Array<'inherit' | 'pipe' | number>,
         detached: request.worker === true,
       })
@@ -82,7 +85,8 @@ export class PosixBackend implements PlatformBackend {
       ...(s.activated && { activated: true }),
     }))
     const requests = request.worker ? ((child.stdio?.[REQUEST_FD] ?? undefined) as Socket | undefined) : undefined
-    return { child, control: (child.stdio?.[CONTROL_FD] ?? undefined) as Socket | undefined, requests, transfer }
+    const channel = child.stdio?.[CHANNEL_FD] as Socket | null | undefined
+    return { child, channel: channel ? new StreamTransport(channel) : undefined, requests, transfer }
   }
 
   receive(entry: TransferEntry): OsSocket {
@@ -94,29 +98,29 @@ export class PosixBackend implements PlatformBackend {
     return fd as number
   }
 
-  openControl(fd: number): Socket {
+  openChannel(fd: number): Transport {
     let info
     try {
       info = this.addon.inspect(fd)
     } catch (err) {
-      throw new HandoverError('ERR_BAD_INHERITANCE', `control channel fd ${fd} is not an open socket`, { cause: err })
+      throw new HandoverError('ERR_BAD_INHERITANCE', `channel fd ${fd} is not an open socket`, { cause: err })
     }
     if (info.family !== 'unix' || info.type !== 'stream') {
-      throw new HandoverError('ERR_BAD_INHERITANCE', `control channel fd ${fd} is not a unix stream socket`)
+      throw new HandoverError('ERR_BAD_INHERITANCE', `channel fd ${fd} is not a unix stream socket`)
     }
     try {
-      return new Socket({ fd, readable: true, writable: true })
+      return new StreamTransport(new Socket({ fd, readable: true, writable: true }))
     } catch (err) {
-      throw new HandoverError('ERR_BAD_INHERITANCE', `control channel fd ${fd} cannot be opened`, { cause: err })
+      throw new HandoverError('ERR_BAD_INHERITANCE', `channel fd ${fd} cannot be opened`, { cause: err })
     }
   }
 
   sendSocket(channel: number, line: string, socket?: OsSocket): void {
-    this.addon.passFd(channel, line, socket ?? -1)
+    this.addon.sendSocket(channel, line, socket ?? -1)
   }
 
   requestSocket(channel: number, line: string, timeoutMs: number): { line: string; socket?: OsSocket } {
-    const answer = this.addon.askForFd(channel, line, timeoutMs)
+    const answer = this.addon.requestSocket(channel, line, timeoutMs)
     return { line: answer.line, ...(answer.fd >= 0 && { socket: answer.fd }) }
   }
 }

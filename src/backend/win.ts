@@ -5,10 +5,12 @@ import { constants } from 'node:os'
 import { getSystemErrorName } from 'node:util'
 import type { BindSpec, InetSpec } from '../core/address.js'
 import { HandoverError, systemError } from '../core/errors.js'
+import { ENV } from '../core/options.js'
+import type { TransferEntry } from '../core/protocol.js'
 import { loadAddon } from './addon.js'
-import { CONTROL_ENV, type TransferEntry } from '../core/protocol.js'
+import { StreamTransport } from './stream-transport.js'
 import { AcceptTracker, type TcpWrap } from './win-accepts.js'
-import type { ListenTarget, OsSocket, PlatformBackend, SocketInfo, SpawnRequest, SpawnedChild } from './types.js'
+import type { ListenTarget, OsSocket, PlatformBackend, SocketInfo, SpawnRequest, SpawnedChild, Transport } from '../core/platform.js'
 
 /** native/win/sockets.cc. Errors carry the Winsock error number as `errno`. */
 interface WinAddon {
@@ -22,8 +24,8 @@ interface WinAddon {
   inspect(socket: number): SocketInfo
 }
 
-/** As on POSIX, the control channel is the child's fd 3: a named pipe here. */
-const CONTROL_FD = 3
+/** As on POSIX, the channel to the parent is the child's fd 3: a named pipe here. */
+const CHANNEL_FD = 3
 const S_IFMT = 0o170000
 const S_IFIFO = 0o010000
 
@@ -32,7 +34,7 @@ const S_IFIFO = 0o010000
  * in the hello message, duplicated for the child's pid once it is known.
  */
 export class WinBackend implements PlatformBackend {
-  private readonly addon: WinAddon = loadAddon<WinAddon>()
+  private readonly addon = loadAddon() as WinAddon
   private readonly accepts = new AcceptTracker()
   /** The sockets the latest spawn passed on. */
   private passedOn = new Set<OsSocket>()
@@ -79,7 +81,7 @@ export class WinBackend implements PlatformBackend {
   spawn(request: SpawnRequest): SpawnedChild {
     const child = spawn(request.command, request.args, {
       cwd: request.cwd,
-      env: { ...request.env, [CONTROL_ENV]: String(CONTROL_FD) },
+      env: { ...request.env, [ENV.channel]: String(CHANNEL_FD) },
       // Overlapped, so the child's libuv reads the pipe through its
       // completion port rather than a blocking thread.
       stdio: ['inherit', 'inherit', 'inherit', 'overlapped'],
@@ -88,10 +90,10 @@ export class WinBackend implements PlatformBackend {
       detached: true,
       windowsHide: true,
     })
-    const control = (child.stdio?.[CONTROL_FD] ?? undefined) as Socket | undefined
+    const control = (child.stdio?.[CHANNEL_FD] ?? undefined) as Socket | undefined
     this.passedOn = new Set(request.sockets.map((s) => s.socket))
     const transfer: TransferEntry[] = []
-    // No pid: the spawn failed, and ChildLink.start() reports Node's 'error'.
+    // No pid: the spawn failed, and Successor.spawn() reports Node's 'error'.
     if (child.pid !== undefined) {
       for (const s of request.sockets) {
         let info: Buffer
@@ -106,7 +108,7 @@ export class WinBackend implements PlatformBackend {
         transfer.push({ key: s.key, network: s.network, address: s.address, info: info.toString('base64'), pid: child.pid })
       }
     }
-    return { child, control, transfer }
+    return { child, channel: control ? new StreamTransport(control) : undefined, transfer }
   }
 
   receive(entry: TransferEntry): OsSocket {
@@ -127,20 +129,20 @@ export class WinBackend implements PlatformBackend {
     }
   }
 
-  openControl(fd: number): Socket {
+  openChannel(fd: number): Transport {
     let isPipe = false
     try {
       // Stats#isFIFO() is always false on Windows, where Node lacks S_IFIFO;
       // libuv does report a pipe with the CRT's _S_IFIFO bits.
       isPipe = (fstatSync(fd).mode & S_IFMT) === S_IFIFO
     } catch (err) {
-      throw new HandoverError('ERR_BAD_INHERITANCE', `control channel fd ${fd} is not open`, { cause: err })
+      throw new HandoverError('ERR_BAD_INHERITANCE', `channel fd ${fd} is not open`, { cause: err })
     }
-    if (!isPipe) throw new HandoverError('ERR_BAD_INHERITANCE', `control channel fd ${fd} is not a pipe`)
+    if (!isPipe) throw new HandoverError('ERR_BAD_INHERITANCE', `channel fd ${fd} is not a pipe`)
     try {
-      return new Socket({ fd, readable: true, writable: true })
+      return new StreamTransport(new Socket({ fd, readable: true, writable: true }))
     } catch (err) {
-      throw new HandoverError('ERR_BAD_INHERITANCE', `control channel fd ${fd} cannot be opened`, { cause: err })
+      throw new HandoverError('ERR_BAD_INHERITANCE', `channel fd ${fd} cannot be opened`, { cause: err })
     }
   }
 

@@ -2,6 +2,7 @@ import { lstatSync, mkdirSync } from 'node:fs'
 import module from 'node:module'
 import { homedir } from 'node:os'
 import { isAbsolute, join } from 'node:path'
+import { ENV } from './options.js'
 
 /**
  * Node's compile cache (22.1+) for the generations handover starts: a new
@@ -24,20 +25,10 @@ import { isAbsolute, join } from 'node:path'
  * environment. A NODE_COMPILE_CACHE (or NODE_DISABLE_COMPILE_CACHE) the
  * next generation's environment already has is left as it is.
  */
-export const COMPILE_CACHE_OPT_OUT_ENV = 'HANDOVER_COMPILE_CACHE'
-
-/** Set beside NODE_COMPILE_CACHE when handover put it there, so the new generation can take both back out. */
-const MARKER_ENV = 'HANDOVER_NODE_COMPILE_CACHE'
-
-// Node read NODE_COMPILE_CACHE when this process started; the app's own
-// child processes (a build step, a `node` script) should not write their
-// code into handover's cache, so what handover added goes, as
-// HANDOVER_CONTROL does (protocol.ts).
-const marker = process.env[MARKER_ENV]
-if (marker !== undefined) {
-  delete process.env[MARKER_ENV]
-  if (process.env.NODE_COMPILE_CACHE === marker) delete process.env.NODE_COMPILE_CACHE
-}
+// The marker set beside NODE_COMPILE_CACHE (ENV.compileCacheMarker) lets
+// the new generation take both back out of its environment, so that the
+// app's own children do not write into handover's cache: inherited-env.ts.
+import './inherited-env.js'
 
 // Windows: the safety checks below read POSIX owners and modes, which say nothing there.
 const supported = process.platform !== 'win32' && typeof (module as { getCompileCacheDir?: unknown }).getCompileCacheDir === 'function'
@@ -48,11 +39,11 @@ let warned = false
  * and a safe directory exists or could be made.
  */
 export function withCompileCache(env: NodeJS.ProcessEnv, enabled = true): NodeJS.ProcessEnv {
-  if (!enabled || !supported || process.env[COMPILE_CACHE_OPT_OUT_ENV] === '0') return env
+  if (!enabled || !supported || process.env[ENV.compileCache] === '0') return env
   if (env.NODE_COMPILE_CACHE !== undefined || env.NODE_DISABLE_COMPILE_CACHE !== undefined) return env
   const dir = compileCacheDir(env)
   if (dir === undefined) return env
-  return { ...env, NODE_COMPILE_CACHE: dir, [MARKER_ENV]: dir }
+  return { ...env, NODE_COMPILE_CACHE: dir, [ENV.compileCacheMarker]: dir }
 }
 
 /** The directory, created if need be, or undefined if there is none or it is not safe (with one warning). */

@@ -1,9 +1,9 @@
 import { lstatSync, unlinkSync } from 'node:fs'
 import { constants } from 'node:os'
-import { nameKey, type ActivatedSockets } from '../service/activation.js'
+import { nameKey, type ActivatedSockets } from './activation.js'
 import { formatInet, parseAddress, type BindSpec, type Network } from './address.js'
-import type { ListenTarget, OsSocket, OutgoingSocket, PlatformBackend, SocketInfo } from '../backend/types.js'
 import { HandoverError, systemError } from './errors.js'
+import type { ListenTarget, OsSocket, OutgoingSocket, PlatformBackend, SocketInfo } from './platform.js'
 import type { TransferEntry } from './protocol.js'
 import { mismatch } from './socket-fit.js'
 
@@ -45,12 +45,25 @@ export class Listener implements ListenTarget {
   }
 }
 
+/** Where the sockets of a SocketTable come from, besides a bind of its own. */
+export interface SocketSources {
+  /** What the parent passed, as its hello described it. */
+  inherited?: TransferEntry[]
+  /** The service manager's activated sockets. */
+  activated?: ActivatedSockets
+  /**
+   * Binds a fixed address on this process's behalf, instead of a bind of its
+   * own: a worker's parent, the supervisor, holds every listening socket.
+   */
+  bind?: (spec: BindSpec) => OsSocket
+}
+
 interface Held {
   spec: BindSpec
   socket: OsSocket
   info: SocketInfo
   inherited: boolean
-  /** From socket activation, here or in an earlier generation: its file is the service manager's. */
+  /** From socket activation or the supervisor, here or in an earlier generation: its file is theirs, never removed here. */
   activated?: boolean
   /** Unix paths: the file this generation may remove on final shutdown. */
   file?: { dev: number; ino: number }
@@ -60,16 +73,17 @@ interface Held {
 export class SocketTable {
   private readonly held = new Map<string, Held>()
   private readonly inherited = new Map<string, TransferEntry>()
+  private readonly activated?: ActivatedSockets
+  private readonly bindElsewhere?: (spec: BindSpec) => OsSocket
 
   constructor(
     private readonly backend: PlatformBackend,
     private readonly cwd: string,
-    inherited: TransferEntry[] = [],
-    private readonly activated?: ActivatedSockets,
-    /** Under `handover run`: fixed addresses come from the supervisor, not from a bind of our own. */
-    private readonly fromSupervisor?: (spec: BindSpec) => OsSocket,
+    sources: SocketSources = {},
   ) {
-    for (const entry of inherited) this.inherited.set(entry.key, entry)
+    for (const entry of sources.inherited ?? []) this.inherited.set(entry.key, entry)
+    this.activated = sources.activated
+    this.bindElsewhere = sources.bind
   }
 
   /** With a `name`, the socket is found by that name first (see ListenOptions), by address after. */
@@ -84,6 +98,32 @@ export class SocketTable {
       this.held.set(key, held)
     }
     return this.listenerFor(held, spec.network)
+  }
+
+  /** The key a listen() of this network and address would hold its socket under. */
+  keyOf(network: string, address: string | number, packet: boolean): string {
+    return parseAddress(network, address, packet, this.cwd).key
+  }
+
+  /** The keys of every socket held. */
+  keys(): string[] {
+    return [...this.held.keys()]
+  }
+
+  /**
+   * Closes the held sockets whose key is not in `keep`, removing their unix
+   * socket files as closeAll(true) would: nothing uses them any more, and
+   * a client should be refused rather than queue where nobody accepts.
+   */
+  closeExcept(keep: ReadonlySet<string>): string[] {
+    const closed: string[] = []
+    for (const [key, h] of this.held) {
+      if (keep.has(key)) continue
+      this.release(h, true)
+      this.held.delete(key)
+      closed.push(key)
+    }
+    return closed
   }
 
   /** Sockets to pass on: everything held except port 0, which no child could ask for again. */
@@ -116,18 +156,20 @@ export class SocketTable {
    */
   closeAll(removeFiles: boolean): void {
     this.closeUnclaimed()
-    for (const h of this.held.values()) {
-      this.backend.close(h.socket)
-      if (removeFiles && h.file && h.spec.kind === 'unix') {
-        try {
-          const st = lstatSync(h.spec.path)
-          if (st.isSocket() && st.dev === h.file.dev && st.ino === h.file.ino) unlinkSync(h.spec.path)
-        } catch {
-          // Already gone, or replaced by something that is not ours.
-        }
+    for (const h of this.held.values()) this.release(h, removeFiles)
+    this.held.clear()
+  }
+
+  private release(h: Held, removeFile: boolean): void {
+    this.backend.close(h.socket)
+    if (removeFile && h.file && h.spec.kind === 'unix') {
+      try {
+        const st = lstatSync(h.spec.path)
+        if (st.isSocket() && st.dev === h.file.dev && st.ino === h.file.ino) unlinkSync(h.spec.path)
+      } catch {
+        // Already gone, or replaced by something that is not ours.
       }
     }
-    this.held.clear()
   }
 
   private claimInherited(spec: BindSpec): Held | undefined {
@@ -172,7 +214,8 @@ export class SocketTable {
   }
 
   private bindFresh(spec: BindSpec): Held {
-    if (this.fromSupervisor && !isPortZero(spec)) return this.askSupervisor(spec)
+    // Port 0 is never shared: every process gets a port of its own.
+    if (this.bindElsewhere && !isPortZero(spec)) return this.boundElsewhere(spec, this.bindElsewhere)
     let socket: OsSocket
     try {
       socket = this.backend.bind(spec, BACKLOG)
@@ -191,12 +234,11 @@ export class SocketTable {
     }
   }
 
-  /** The supervisor's socket for this address, checked like an inherited one; its files are the supervisor's. */
-  private askSupervisor(spec: BindSpec): Held {
-    const { socket, info } = this.checked(spec, (this.fromSupervisor as (spec: BindSpec) => OsSocket)(spec), "the supervisor's socket")
+  /** A socket the parent bound for this address, checked like an inherited one; its file is the parent's. */
+  private boundElsewhere(spec: BindSpec, bind: (spec: BindSpec) => OsSocket): Held {
+    const { socket, info } = this.checked(spec, bind(spec), "the parent's socket")
     return { spec, socket, info, inherited: true, activated: true }
   }
-
 
   private listenerFor(h: Held, network: Network): Listener {
     let target: ListenTarget

@@ -1,11 +1,82 @@
+import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
-import { HandoverError } from './errors.js'
+import {
+  booleanOption, checkObject, checkSignal, checkStrings, fileMode, integerOption, invalidOption, msOption, msText, nonEmptyString,
+} from './option-values.js'
 
-/** The longest timer Node honours: it clamps longer ones to 1 ms. Every timeout option's upper bound. */
-export const MAX_TIMEOUT = 2_147_483_647
+/**
+ * Every option of the three products (the Upgrader, drain(), handover/register
+ * and `handover run`), their defaults and the HANDOVER_* names, in one
+ * place: each wait has one name and one default wherever it is set.
+ */
+
+// The value checks, for code that reads option values itself (the CLI, the control socket).
+export { MAX_TIMEOUT, msText, parseMs } from './option-values.js'
+
+/** Every default. */
+export const DEFAULTS = {
+  /** ms a new generation (or a new worker) has to become ready. */
+  readyTimeout: 60_000,
+  /** ms a new generation waits for its parent's hello. */
+  parentTimeout: 10_000,
+  /** ms a draining process lets its connections finish before it destroys them. */
+  drainTimeout: 30_000,
+  /** ms an idle or freshly accepted HTTP connection may still send its next request during a drain. */
+  idleGrace: 500,
+  /** ms after the drain that a preloaded process still alive is made to exit. */
+  exitGrace: 5_000,
+  /** ms both generations serve after the new one is ready, before the hand-off. */
+  probation: 0,
+  /** Workers per generation under `handover run`. */
+  workers: 1,
+  /** The control socket's file mode: only the server's user may upgrade. */
+  controlSocketMode: 0o600,
+  /** ms a worker's listen() waits for the supervisor to pass a socket it asked for. */
+  socketRequestTimeout: 10_000,
+  /** A worker's own drain gives up (destroying what is left) this long before the supervisor would kill it. */
+  workerDrainMargin: 1_000,
+  /** `handover upgrade` waits the ready timeout plus this for the answer: what the server may need to kill and reap a new process that missed it. */
+  answerGrace: 5_000,
+  /** ms `handover status` waits for its answer. */
+  statusWait: 5_000,
+  /** ms `handover stop` waits for the process to exit: under systemd's default TimeoutStopSec= of 90 s. */
+  stopWait: 80_000,
+} as const
+
+/** The most workers one generation may have. */
+export const MAX_WORKERS = 1024
+
+/**
+ * Every environment variable handover reads or sets. The first group is
+ * settings (handover/register reads them; they stay in the environment on
+ * purpose, since the next generation must read the same values). The
+ * second is protocol: set for one process by the one that starts it, read
+ * and removed from process.env at import (core/inherited-env.ts).
+ */
+export const ENV = {
+  pidFile: 'HANDOVER_PID_FILE',
+  readyTimeout: 'HANDOVER_READY_TIMEOUT',
+  /** The older name of HANDOVER_READY_TIMEOUT, still read. */
+  upgradeTimeout: 'HANDOVER_UPGRADE_TIMEOUT',
+  drainTimeout: 'HANDOVER_DRAIN_TIMEOUT',
+  exitGrace: 'HANDOVER_EXIT_GRACE',
+  /** `0` starts new generations without Node's compile cache. */
+  compileCache: 'HANDOVER_COMPILE_CACHE',
+
+  /** The channel to the parent (the previous generation or the supervisor): its fd. Read by every release since the first. */
+  channel: 'HANDOVER_CONTROL',
+  /** A worker of `handover run`: the fd of its socket-request channel to the supervisor. */
+  supervisor: 'HANDOVER_SUPERVISOR',
+  /** Set beside NODE_COMPILE_CACHE when handover put it there (core/compile-cache.ts). */
+  compileCacheMarker: 'HANDOVER_NODE_COMPILE_CACHE',
+} as const
+
+// --- The Upgrader ---
 
 export interface UpgraderOptions {
   /** Milliseconds the next generation has to call ready(). Default 60 000. */
+  readyTimeout?: number
+  /** The older name of readyTimeout. */
   upgradeTimeout?: number
   /** Written atomically with this process's pid on ready(). */
   pidFile?: string
@@ -50,9 +121,19 @@ export interface WaitOptions {
   timeout?: number
 }
 
-/** The options with their defaults filled in. */
-export interface Resolved {
-  upgradeTimeout: number
+export interface ListenOptions {
+  /**
+   * Claim the activated socket with this name (FileDescriptorName= in the
+   * .socket unit, LISTEN_FDNAMES) whatever its address; the address is the
+   * fallback when no socket of that name was passed. The name then
+   * identifies the socket in later generations too.
+   */
+  name?: string
+}
+
+/** The Upgrader's options with their defaults filled in. */
+export interface UpgraderSettings {
+  readyTimeout: number
   pidFile?: string
   command: string
   args: string[]
@@ -66,29 +147,36 @@ export interface Resolved {
 }
 
 /** Checks every option (ERR_INVALID_OPTION) and fills in the defaults. */
-export function resolveOptions(o: UpgraderOptions): Resolved {
+export function resolveUpgraderOptions(o: UpgraderOptions): UpgraderSettings {
   checkObject('options', o)
-  const string = (name: string, v: unknown): string | undefined => {
-    if (v === undefined) return undefined
-    if (typeof v !== 'string' || v === '') throw invalidOption(name, v, 'a non-empty string')
-    return v
-  }
   const args = checkStrings('args', o.args)
   if (o.env !== undefined) checkObject('env', o.env)
-  const cwd = string('cwd', o.cwd) ?? process.cwd()
+  const cwd = nonEmptyString('cwd', o.cwd) ?? process.cwd()
+  const pidFile = nonEmptyString('pidFile', o.pidFile)
   return {
-    upgradeTimeout: msOption('upgradeTimeout', o.upgradeTimeout, 60_000, 1),
-    parentTimeout: msOption('parentTimeout', o.parentTimeout, 10_000, 1),
+    readyTimeout: readyTimeoutOf(o),
+    parentTimeout: msOption('parentTimeout', o.parentTimeout, DEFAULTS.parentTimeout, 1),
     controlSocket: controlSocketPath(o.controlSocket),
-    controlSocketMode: fileMode('controlSocketMode', o.controlSocketMode, 0o600),
-    probation: msOption('probation', o.probation, 0, 0),
-    pidFile: o.pidFile === undefined ? undefined : resolve(cwd, string('pidFile', o.pidFile) as string),
-    command: string('command', o.command) ?? process.execPath,
+    controlSocketMode: fileMode('controlSocketMode', o.controlSocketMode, DEFAULTS.controlSocketMode),
+    probation: msOption('probation', o.probation, DEFAULTS.probation, 0),
+    pidFile: pidFile === undefined ? undefined : resolve(cwd, pidFile),
+    command: nonEmptyString('command', o.command) ?? process.execPath,
     args: args ?? [...process.execArgv, ...process.argv.slice(1)],
     cwd,
     env: o.env,
-    compileCache: boolean('compileCache', o.compileCache, true),
+    compileCache: booleanOption('compileCache', o.compileCache, true),
   }
+}
+
+/** readyTimeout, or its older name upgradeTimeout; both at once must agree. */
+function readyTimeoutOf(o: { readyTimeout?: unknown; upgradeTimeout?: unknown }): number {
+  const ready = msOption('readyTimeout', o.readyTimeout, DEFAULTS.readyTimeout, 1)
+  if (o.upgradeTimeout === undefined) return ready
+  const older = msOption('upgradeTimeout', o.upgradeTimeout, DEFAULTS.readyTimeout, 1)
+  if (o.readyTimeout !== undefined && older !== ready) {
+    throw invalidOption('upgradeTimeout', o.upgradeTimeout, `left out: it is the older name of readyTimeout, which is ${ready}`)
+  }
+  return older
 }
 
 /** upgrade()'s options; returns how long to wait for the parent (ms). */
@@ -107,56 +195,165 @@ export function checkWaitOptions(options: WaitOptions | undefined): void {
   msOption('timeout', options.timeout, 0, 0)
 }
 
-export function invalidOption(name: string, value: unknown, expected: string): HandoverError {
-  return new HandoverError('ERR_INVALID_OPTION', `option ${name} must be ${expected}, not ${JSON.stringify(value) ?? String(value)}`)
-}
-
-export function checkObject(name: string, v: unknown): void {
-  if (typeof v !== 'object' || v === null) throw invalidOption(name, v, 'an object')
-}
-
-/** A number of ms from `min` to MAX_TIMEOUT; `dflt` if undefined. */
-export function msOption(name: string, v: unknown, dflt: number, min: 0 | 1): number {
-  if (v === undefined) return dflt
-  if (typeof v !== 'number' || !(v >= min && v <= MAX_TIMEOUT)) throw invalidOption(name, v, `a number of ms from ${min} to ${MAX_TIMEOUT}`)
-  return v
+/** listen()'s options; returns the name, if any. */
+export function listenName(options: ListenOptions | undefined): string | undefined {
+  if (options === undefined) return undefined
+  checkObject('options', options)
+  const { name } = options
+  if (name === undefined) return undefined
+  // systemd's own rule for FileDescriptorName=.
+  if (typeof name !== 'string' || !/^[\x21-\x39\x3b-\x7e]{1,255}$/.test(name)) {
+    throw invalidOption('name', name, '1 to 255 printable ASCII characters without ":" or spaces')
+  }
+  return name
 }
 
 /**
- * A number of ms written as text (an environment variable, a command-line
- * argument): digits only, from `min` to `max`. Undefined if it is not one,
- * for the caller to say so in its own terms.
+ * The control socket's path, for the Upgrader and `handover run` alike: a
+ * file path, never an abstract `@name`, which has no permissions, so anyone
+ * on the host could upgrade or stop the service through it.
  */
-export function parseMs(text: string, min: number, max = MAX_TIMEOUT): number | undefined {
-  const value = Number(text)
-  return /^\d+$/.test(text) && value >= min && value <= max ? value : undefined
-}
-
-export function checkSignal(v: unknown): void {
-  if (v !== undefined && !(v instanceof AbortSignal)) throw invalidOption('signal', v, 'an AbortSignal')
-}
-
-export function checkStrings(name: string, v: unknown): string[] | undefined {
-  if (v !== undefined && !(Array.isArray(v) && v.every((a) => typeof a === 'string'))) throw invalidOption(name, v, 'an array of strings')
-  return v as string[] | undefined
-}
-
-export function fileMode(name: string, v: unknown, dflt: number): number {
-  if (v === undefined) return dflt
-  if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 0o777) throw invalidOption(name, v, 'a file mode from 0 to 0o777')
-  return v as number
-}
-
-function boolean(name: string, v: unknown, dflt: boolean): boolean {
-  if (v === undefined) return dflt
-  if (typeof v !== 'boolean') throw invalidOption(name, v, 'true or false')
-  return v
-}
-
-function controlSocketPath(v: unknown): string | undefined {
+export function controlSocketPath(v: unknown): string | undefined {
   if (v === undefined) return undefined
   if (typeof v !== 'string' || v === '' || v.includes('\0')) throw invalidOption('controlSocket', v, 'a unix socket path')
-  // Nothing checks who connects to an abstract socket: anyone could upgrade.
   if (v.startsWith('@')) throw invalidOption('controlSocket', v, 'a path, not an abstract @name, which has no permissions')
   return v
+}
+
+// --- drain() ---
+
+export interface DrainOptions {
+  /**
+   * Milliseconds an idle or freshly accepted HTTP connection may still send
+   * its next request (answered with `Connection: close`) before it is closed.
+   * Default 500.
+   */
+  idleGrace?: number
+  /** Milliseconds until the remaining connections are destroyed. Default 30 000. */
+  timeout?: number
+  /** Aborting it ends the drain at once, as if the timeout had run out. */
+  signal?: AbortSignal
+}
+
+export interface DrainSettings {
+  idleGrace: number
+  timeout: number
+  signal?: AbortSignal
+}
+
+export function resolveDrainOptions(options: DrainOptions): DrainSettings {
+  checkObject('options', options)
+  checkSignal(options.signal)
+  return {
+    idleGrace: msOption('idleGrace', options.idleGrace, DEFAULTS.idleGrace, 0),
+    timeout: msOption('timeout', options.timeout, DEFAULTS.drainTimeout, 0),
+    signal: options.signal,
+  }
+}
+
+// --- handover/register ---
+
+/** handover/register takes its few settings from the environment, since the app's code does not change. */
+export interface PreloadSettings {
+  /** HANDOVER_PID_FILE: written on ready(), as the pidFile option does. */
+  pidFile?: string
+  /** HANDOVER_READY_TIMEOUT (or HANDOVER_UPGRADE_TIMEOUT), ms: how long a new generation has to become ready. */
+  readyTimeout: number
+  /** HANDOVER_DRAIN_TIMEOUT, ms: after this, connections still open are destroyed. */
+  drainTimeout: number
+  /** HANDOVER_EXIT_GRACE, ms: how long after the drain a process that is still alive is made to exit. */
+  exitGrace: number
+}
+
+export function readPreloadSettings(env: NodeJS.ProcessEnv = process.env): PreloadSettings {
+  const ms = (name: string, fallback: number, min: 0 | 1): number => {
+    const text = env[name]
+    return text === undefined || text === '' ? fallback : msText(name, text, min)
+  }
+  const pidFile = env[ENV.pidFile]
+  return {
+    pidFile: pidFile ? resolve(pidFile) : undefined,
+    readyTimeout: ms(ENV.readyTimeout, ms(ENV.upgradeTimeout, DEFAULTS.readyTimeout, 1), 1),
+    drainTimeout: ms(ENV.drainTimeout, DEFAULTS.drainTimeout, 0),
+    exitGrace: ms(ENV.exitGrace, DEFAULTS.exitGrace, 0),
+  }
+}
+
+// --- handover run ---
+
+export interface SupervisorOptions {
+  /** The app's entry point, run in every worker with handover/register preloaded. */
+  script: string
+  args?: string[]
+  /** Workers per generation: a number, or 'max' for os.availableParallelism(). Default 1. */
+  workers?: number | 'max'
+  /** The supervisor's pid, written atomically once and removed at exit. */
+  pidFile?: string
+  /** A unix socket that answers `upgrade` and `status` (the `handover` command). */
+  controlSocket?: string
+  controlSocketMode?: number
+  /** Milliseconds each new worker has to become ready. Default 60 000. */
+  readyTimeout?: number
+  /** Milliseconds an old worker may drain before it is killed. Default 30 000. */
+  drainTimeout?: number
+  /** Replace workers one at a time, each new one ready before its old one drains. */
+  rolling?: boolean
+  /** Node flags for the workers, before the preload. Default: this process's execArgv. */
+  execArgv?: string[]
+  cwd?: string
+  env?: NodeJS.ProcessEnv
+  /** Where the supervisor's one-line event reports go. Default: stderr, prefixed "handover: ". */
+  log?: (line: string) => void
+}
+
+export interface SupervisorSettings {
+  script: string
+  args: string[]
+  workers: number
+  pidFile?: string
+  controlSocket?: string
+  controlSocketMode: number
+  readyTimeout: number
+  drainTimeout: number
+  rolling: boolean
+  execArgv: string[]
+  cwd: string
+  env?: NodeJS.ProcessEnv
+  log: (line: string) => void
+}
+
+export function resolveSupervisorOptions(o: SupervisorOptions): SupervisorSettings {
+  checkObject('options', o)
+  if (typeof o.script !== 'string' || o.script === '') throw invalidOption('script', o.script, 'the path of the app to run')
+  const workers = o.workers === 'max' ? availableParallelism() : integerOption('workers', o.workers, DEFAULTS.workers, 1, MAX_WORKERS)
+  if (o.env !== undefined) checkObject('env', o.env)
+  if (o.log !== undefined && typeof o.log !== 'function') throw invalidOption('log', o.log, 'a function')
+  const cwd = nonEmptyString('cwd', o.cwd) ?? process.cwd()
+  const pidFile = nonEmptyString('pidFile', o.pidFile)
+  return {
+    script: resolve(cwd, o.script),
+    args: checkStrings('args', o.args) ?? [],
+    workers,
+    pidFile: pidFile === undefined ? undefined : resolve(cwd, pidFile),
+    controlSocket: controlSocketPath(o.controlSocket),
+    controlSocketMode: fileMode('controlSocketMode', o.controlSocketMode, DEFAULTS.controlSocketMode),
+    readyTimeout: msOption('readyTimeout', o.readyTimeout, DEFAULTS.readyTimeout, 1),
+    drainTimeout: msOption('drainTimeout', o.drainTimeout, DEFAULTS.drainTimeout, 1),
+    rolling: booleanOption('rolling', o.rolling, false),
+    execArgv: checkStrings('execArgv', o.execArgv) ?? process.execArgv,
+    cwd,
+    env: o.env,
+    log: o.log ?? ((line) => process.stderr.write(`handover: ${line}\n`)),
+  }
+}
+
+/**
+ * A worker's environment: the supervisor's own settings removed, and the
+ * worker's drain set to give up a little before the supervisor kills it.
+ */
+export function workerEnv(env: NodeJS.ProcessEnv, drainTimeout: number): NodeJS.ProcessEnv {
+  const out = { ...env }
+  delete out[ENV.pidFile]
+  out[ENV.drainTimeout] ??= String(Math.max(0, drainTimeout - DEFAULTS.workerDrainMargin))
+  return out
 }

@@ -1,5 +1,5 @@
 import { formatInet, type BindSpec, type Network } from './address.js'
-import type { SocketInfo } from '../backend/types.js'
+import type { SocketInfo } from './platform.js'
 
 /**
  * Whether a socket handover did not bind itself (from the parent, the

@@ -4,20 +4,9 @@ import { Server, type Socket } from 'node:net'
 import { connectionsOf, isTlsServer, type ServerConnections } from './connections.js'
 import { announceDrain } from './drain-hooks.js'
 import { HandoverError } from '../core/errors.js'
-import { checkObject, checkSignal, msOption } from '../core/options.js'
+import { resolveDrainOptions, type DrainOptions, type DrainSettings } from '../core/options.js'
 
-export interface DrainOptions {
-  /**
-   * Milliseconds an idle or freshly accepted HTTP connection may still send
-   * its next request (answered with `Connection: close`) before it is closed.
-   * Default 500.
-   */
-  idleGrace?: number
-  /** Milliseconds until the remaining connections are destroyed. Default 30 000. */
-  timeout?: number
-  /** Aborting it ends the drain at once, as if the timeout had run out. */
-  signal?: AbortSignal
-}
+export type { DrainOptions } from '../core/options.js'
 
 export interface DrainResult {
   /** Connections that ended before the timeout: finished, or closed between requests. */
@@ -52,18 +41,6 @@ export function drain(server: Server, options: DrainOptions = {}): Promise<Drain
   return promise
 }
 
-interface Settings {
-  idleGrace: number
-  timeout: number
-  signal?: AbortSignal
-}
-
-function resolveDrainOptions(options: DrainOptions): Settings {
-  checkObject('options', options)
-  checkSignal(options.signal)
-  return { idleGrace: msOption('idleGrace', options.idleGrace, 500, 0), timeout: msOption('timeout', options.timeout, 30_000, 0), signal: options.signal }
-}
-
 /** The HTTP/2 "graceful shutdown" GOAWAY (RFC 9113, 6.8): no stream is refused yet. */
 const ANY_STREAM = 2 ** 31 - 1
 /** http2.constants.NGHTTP2_NO_ERROR, without loading node:http2 at start-up. */
@@ -84,7 +61,7 @@ class Drain {
 
   constructor(
     private readonly server: Server,
-    private readonly settings: Settings,
+    private readonly settings: DrainSettings,
   ) {
     this.connections = connectionsOf(server)
   }

@@ -5,14 +5,15 @@ import type { Server } from 'node:net'
 import { announceDrain } from '../http/drain-hooks.js'
 import { drain } from '../http/drain.js'
 import { HandoverError } from '../core/errors.js'
-import { generationOwner, inClusterWorker, openGeneration } from '../core/generation.js'
+import { inClusterWorker, inheritanceOwner, openInheritance, type Inheritance } from '../core/inheritance.js'
 import type { Listener } from '../core/listeners.js'
 import { withDeadline } from '../core/deadline.js'
-import { Upgrader } from '../core/upgrader.js'
+import { DEFAULTS, readPreloadSettings, type PreloadSettings } from '../core/options.js'
+import { Upgrader } from '../api/upgrader.js'
+import { platformBackend } from '../backend/index.js'
 import { installHooks, type Original } from './hooks.js'
 import { packetAddress, readBindArgs, readListenArgs, streamAddress, unixAddress, type ListenRequest, type PacketRequest } from './listen-args.js'
 import { ReadinessGate, installReadinessGate } from './readiness.js'
-import { readPreloadSettings, type PreloadSettings } from './settings.js'
 import { ProcessSignals } from './signals.js'
 
 const require = createRequire(import.meta.url)
@@ -32,7 +33,7 @@ let started: { preload: Preload; opened: Promise<void> } | undefined
  */
 export class Preload {
   private upgrader?: Upgrader
-  private generation?: Awaited<ReturnType<typeof openGeneration>>
+  private inheritance?: Inheritance
   private readonly waiting: Array<() => void> = []
   private readonly servers = new Set<Server>()
   private readonly packetSockets = new Set<DgramSocket>()
@@ -62,8 +63,8 @@ export class Preload {
       listen: (server, original, args) => preload.listen(server, original, args),
       bind: (socket, original, args) => preload.bind(socket, original, args),
     })
-    const opened = openGeneration(10_000).then((generation) => {
-      preload.generation = generation
+    const opened = openInheritance(platformBackend(), DEFAULTS.parentTimeout).then((inheritance) => {
+      preload.inheritance = inheritance
       for (const resume of preload.waiting.splice(0)) resume()
     })
     return { preload, opened }
@@ -71,19 +72,19 @@ export class Preload {
 
   /** The app's Upgrader.create() owns the sockets: leave every listen() to Node. */
   private get steppedAside(): boolean {
-    const owner = generationOwner()
+    const owner = inheritanceOwner()
     return owner !== undefined && this.upgrader === undefined
   }
 
   private whenOpen(then: () => void): void {
-    if (this.generation) then()
+    if (this.inheritance) then()
     else this.waiting.push(then)
   }
 
   private ensureUpgrader(): Upgrader {
     if (!this.upgrader) {
-      const { pidFile, upgradeTimeout } = this.settings
-      this.upgrader = Upgrader.forPreload(this.generation!, { pidFile, upgradeTimeout })
+      const { pidFile, readyTimeout } = this.settings
+      this.upgrader = Upgrader.forPreload(this.inheritance!, { pidFile, readyTimeout })
       this.signals = new ProcessSignals(this.upgrader, this.settings, (force) => this.retire(force), this.ready)
       void this.upgrader.exit().then(() => {
         if (this.signals?.shutdownIsTheApps) return

@@ -1,8 +1,8 @@
 import { constants } from 'node:os'
 import type { HandoverError } from '../core/errors.js'
 import { withDeadline } from '../core/deadline.js'
-import type { Upgrader } from '../core/upgrader.js'
-import type { PreloadSettings } from './settings.js'
+import type { Upgrader } from '../api/upgrader.js'
+import type { PreloadSettings } from '../core/options.js'
 
 type StopSignal = 'SIGTERM' | 'SIGINT'
 
@@ -56,14 +56,14 @@ export class ProcessSignals {
    * upgrade waits for that (bounded) instead of failing.
    */
   private async upgradeAfterParent(): Promise<{ pid: number }> {
-    const { upgradeTimeout, drainTimeout, exitGrace } = this.settings
+    const { readyTimeout, drainTimeout, exitGrace } = this.settings
     try {
       return await this.upgrader.upgrade()
     } catch (err) {
       const code = (err as HandoverError).code
       if (code === 'ERR_NOT_READY') {
         say('waiting for this generation to be ready before upgrading')
-        await withDeadline(this.whenReady, { timeout: upgradeTimeout }, 'this generation to be ready')
+        await withDeadline(this.whenReady, { timeout: readyTimeout }, 'this generation to be ready')
       } else if (code === 'ERR_PARENT_NOT_EXITED') {
         say('waiting for the previous generation to finish draining before upgrading')
       } else {

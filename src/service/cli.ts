@@ -1,12 +1,12 @@
-#!/usr/bin/env node
-// The `handover` command: asks a running server, through its control socket
-// (the controlSocket option), to upgrade, and exits non-zero if the upgrade
+// The `handover` command's client side (bin.ts sends `handover run` to
+// the supervisor): asks a running server, through its control socket (the
+// controlSocket option), to upgrade, and exits non-zero if the upgrade
 // failed. That makes it a reload command that reports its result, e.g.
 // systemd's ExecReload=.
 import { readFileSync, statSync } from 'node:fs'
 import net from 'node:net'
-import { parseArgs } from 'node:util'
-import { MAX_TIMEOUT, parseMs } from '../core/options.js'
+import { DEFAULTS, MAX_TIMEOUT, parseMs } from '../core/options.js'
+import { parseCommandLine, UsageError } from './args.js'
 
 const USAGE = `usage: handover run [options] <script> [script args...]   (handover run --help)
        handover upgrade --socket PATH [--timeout MS]
@@ -40,20 +40,19 @@ interface Answer {
 }
 
 /** What the server may need after the deadline to kill and reap the new process, in ms. */
-const ANSWER_GRACE = 5_000
+const ANSWER_GRACE = DEFAULTS.answerGrace
 /**
- * Without --timeout: an upgrade is bounded by the server's upgradeTimeout
+ * Without --timeout: an upgrade is bounded by the server's ready timeout
  * (60 s unless configured), a status answer is immediate. A server that
  * accepts and never answers (stopped, wedged) must not hang a reload.
  */
-const DEFAULT_UPGRADE_WAIT = 60_000 + ANSWER_GRACE
-const DEFAULT_STATUS_WAIT = 5_000
+const DEFAULT_UPGRADE_WAIT = DEFAULTS.readyTimeout + ANSWER_GRACE
+const DEFAULT_STATUS_WAIT = DEFAULTS.statusWait
 /** The exit status for "no answer in time", apart from a failure the server reported. */
 const EXIT_NO_ANSWER = 3
 
 function usage(problem: string): never {
-  process.stderr.write(`handover: ${problem}\n${USAGE}\n`)
-  process.exit(2)
+  throw new UsageError(problem)
 }
 
 function parseAnswer(text: string, path: string): Answer {
@@ -135,7 +134,7 @@ function request(path: string, line: string, waitMs: number): Promise<Answer> {
 }
 
 /** stop's default wait, under systemd's default TimeoutStopSec= of 90 s. */
-const STOP_TIMEOUT = 80_000
+const STOP_TIMEOUT = DEFAULTS.stopWait
 const STOP_POLL = 50
 
 /** True while `pid` exists and is not a zombie (a zombie has exited; only its parent's wait is missing). */
@@ -199,26 +198,29 @@ async function stop(pidText: string | undefined, timeoutText: string | undefined
   return 0
 }
 
-async function main(): Promise<number> {
-  // `handover run` is the supervisor: its own options and signals (supervisor/run-command.ts).
-  if (process.argv[2] === 'run') return (await import('../supervisor/run-command.js')).runCommand(process.argv.slice(3))
-  let parsed
+const FLAGS = {
+  socket: { type: 'string', short: 's' },
+  timeout: { type: 'string', short: 't' },
+  pid: { type: 'string', short: 'p' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+  'pid-file': { type: 'string' },
+} as const
+
+/** `handover upgrade|status|stop ...`: resolves with the exit status; a usage error prints the usage and gives 2. */
+export async function clientCommand(argv: string[]): Promise<number> {
   try {
-    parsed = parseArgs({
-      allowPositionals: true,
-      options: {
-        socket: { type: 'string', short: 's' },
-        timeout: { type: 'string', short: 't' },
-        pid: { type: 'string', short: 'p' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-        'pid-file': { type: 'string' },
-      },
-    })
+    return await client(argv)
   } catch (err) {
-    usage((err as Error).message)
+    if (!(err instanceof UsageError)) throw err
+    process.stderr.write(`handover: ${err.message}\n${USAGE}\n`)
+    return 2
   }
-  const { values, positionals } = parsed
+}
+
+async function client(argv: string[]): Promise<number> {
+  const { values: v, positionals } = parseCommandLine(argv, FLAGS)
+  const values = v as { socket?: string; timeout?: string; pid?: string; help?: boolean; version?: boolean; 'pid-file'?: string }
   if (values.help) {
     process.stdout.write(`${USAGE}\n`)
     return 0
@@ -254,4 +256,3 @@ async function main(): Promise<number> {
   return answer.code === 'ERR_TIMEOUT' ? EXIT_NO_ANSWER : 1
 }
 
-process.exitCode = await main()

@@ -1,17 +1,15 @@
-import { HandoverError, systemError } from '../core/errors.js'
 import { sendNotify } from '../backend/index.js'
-
-/** Where systemd (or another manager speaking sd_notify) listens for status messages. */
-export const NOTIFY_ENV = 'NOTIFY_SOCKET'
+import { HandoverError, systemError } from '../core/errors.js'
+import { inherited, NOTIFY_SOCKET } from '../core/inherited-env.js'
 
 /**
- * Taken out of process.env when handover is first imported: the service
- * manager accepts messages only from the main process, so the application's
- * other children must not see it. Only handover's next generation gets it
- * back, in the environment upgrade() passes.
+ * Where systemd (or another manager speaking sd_notify) listens for status
+ * messages: NOTIFY_SOCKET, taken out of process.env when handover is first
+ * imported (core/inherited-env.ts), since the manager accepts messages only
+ * from the main process. Only handover's next generation gets it back, in
+ * the environment upgrade() passes.
  */
-const inheritedSocket: string | undefined = process.env[NOTIFY_ENV] || undefined
-delete process.env[NOTIFY_ENV]
+const inheritedSocket = inherited.notifySocket
 
 /** Values as sd_notify(3) takes them: text, or a non-negative integer. */
 export type NotifyValue = string | number | bigint
@@ -64,7 +62,7 @@ function send(socket: string, message: string): void {
     abstract = false
   } else {
     // systemd also knows vsock:CID:PORT, for virtual machines; that is not a unix socket.
-    throw new HandoverError('ERR_UNSUPPORTED', `${NOTIFY_ENV}=${JSON.stringify(socket.slice(0, 80))} is neither an absolute path nor @abstract`)
+    throw new HandoverError('ERR_UNSUPPORTED', `${NOTIFY_SOCKET}=${JSON.stringify(socket.slice(0, 80))} is neither an absolute path nor @abstract`)
   }
   try {
     sendNotify(path, abstract, message)
@@ -138,7 +136,7 @@ export class ServiceNotifier {
   /** The next generation's environment: the socket, and a watchdog that is no longer tied to this pid. */
   childEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
     if (this.socket === undefined) return env
-    const next: NodeJS.ProcessEnv = { ...env, [NOTIFY_ENV]: this.socket }
+    const next: NodeJS.ProcessEnv = { ...env, [NOTIFY_SOCKET]: this.socket }
     // sd_watchdog_enabled() ignores WATCHDOG_USEC when WATCHDOG_PID names
     // another process, and the child's pid is not known before it exists.
     delete next.WATCHDOG_PID

@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs'
-import { posixAddon } from '../backend/posix-addon.js'
+import { posixAddon } from '../backend/addon.js'
 
 /**
  * Reaping as PID 1. Orphans in the container are re-parented to us, and

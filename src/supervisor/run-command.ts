@@ -1,6 +1,8 @@
 import type { HandoverError } from '../core/errors.js'
+import { MAX_WORKERS, msText, type SupervisorOptions } from '../core/options.js'
+import { parseCommandLine, UsageError, type FlagSpec } from '../service/args.js'
 import { startReaper } from './reaper.js'
-import { Supervisor, type SupervisorOptions } from './supervisor.js'
+import { Supervisor } from './supervisor.js'
 
 export const RUN_USAGE = `usage: handover run [options] <script> [script args...]
 
@@ -13,63 +15,60 @@ export const RUN_USAGE = `usage: handover run [options] <script> [script args...
 
 Signals: SIGHUP upgrades; SIGTERM and SIGINT stop gracefully (a second one forces).`
 
-class UsageError extends Error {}
+const RUN_FLAGS: FlagSpec = {
+  workers: { type: 'string', short: 'w' },
+  'pid-file': { type: 'string' },
+  'control-socket': { type: 'string' },
+  'ready-timeout': { type: 'string' },
+  'drain-timeout': { type: 'string' },
+  rolling: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+}
 
-/** Options come first; the first other word is the script, and everything after it is the script's. */
-export function parseRunArgs(argv: string[]): SupervisorOptions {
-  const options: SupervisorOptions = { script: '' }
-  const value = (i: number, name: string): string => {
-    const v = argv[i + 1]
-    if (v === undefined) throw new UsageError(`${name} needs a value`)
-    return v
-  }
-  const ms = (text: string, name: string): number => {
-    if (!/^\d+$/.test(text) || Number(text) < 1) throw new UsageError(`${name} takes milliseconds, not ${JSON.stringify(text)}`)
-    return Number(text)
-  }
-  let i = 0
-  for (; i < argv.length; i++) {
-    const arg = argv[i]
-    if (!arg.startsWith('-')) break
-    const [name, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined]
-    const take = (): string => (inline !== undefined ? inline : value(i++, name))
-    switch (name) {
-      case '-w':
-      case '--workers': {
-        const v = take()
-        if (v !== 'max' && !/^\d+$/.test(v)) throw new UsageError(`--workers takes a number or max, not ${JSON.stringify(v)}`)
-        options.workers = v === 'max' ? 'max' : Number(v)
-        break
-      }
-      case '--pid-file': options.pidFile = take(); break
-      case '--control-socket': options.controlSocket = take(); break
-      case '--ready-timeout': options.readyTimeout = ms(take(), name); break
-      case '--drain-timeout': options.drainTimeout = ms(take(), name); break
-      case '--rolling': options.rolling = true; break
-      case '--': i++; break
-      default: throw new UsageError(`unknown option ${JSON.stringify(arg)}`)
+/** Flags come first; the first other word is the script, and everything after it is the script's. */
+export function parseRunArgs(argv: string[]): SupervisorOptions & { help?: boolean } {
+  const { values, rest } = parseCommandLine(argv, RUN_FLAGS, true)
+  if (values.help) return { script: '', help: true }
+  if (rest.length === 0) throw new UsageError('no script to run')
+  const text = (name: string): string | undefined => values[name] as string | undefined
+  const ms = (name: string): number | undefined => {
+    const v = text(name)
+    if (v === undefined) return undefined
+    try {
+      return msText(`--${name}`, v, 1)
+    } catch {
+      throw new UsageError(`--${name} takes milliseconds, not ${JSON.stringify(v)}`)
     }
-    if (name === '--') break
   }
-  if (i >= argv.length) throw new UsageError('no script to run')
-  options.script = argv[i]
-  options.args = argv.slice(i + 1)
+  const options: SupervisorOptions = { script: rest[0], args: rest.slice(1) }
+  const workers = text('workers')
+  if (workers !== undefined) {
+    if (workers !== 'max' && !(/^\d+$/.test(workers) && Number(workers) >= 1 && Number(workers) <= MAX_WORKERS)) {
+      throw new UsageError(`--workers takes a number from 1 to ${MAX_WORKERS} or max, not ${JSON.stringify(workers)}`)
+    }
+    options.workers = workers === 'max' ? 'max' : Number(workers)
+  }
+  if (text('pid-file') !== undefined) options.pidFile = text('pid-file')
+  if (text('control-socket') !== undefined) options.controlSocket = text('control-socket')
+  if (text('ready-timeout') !== undefined) options.readyTimeout = ms('ready-timeout')
+  if (text('drain-timeout') !== undefined) options.drainTimeout = ms('drain-timeout')
+  if (values.rolling) options.rolling = true
   return options
 }
 
 /** `handover run`: starts the supervisor and maps signals onto it. Resolves with the exit status. */
 export async function runCommand(argv: string[]): Promise<number> {
-  if (argv[0] === '-h' || argv[0] === '--help') {
-    process.stdout.write(`${RUN_USAGE}\n`)
-    return 0
-  }
-  let options: SupervisorOptions
+  let options: SupervisorOptions & { help?: boolean }
   try {
     options = parseRunArgs(argv)
   } catch (err) {
     if (!(err instanceof UsageError)) throw err
     process.stderr.write(`handover: ${err.message}\n${RUN_USAGE}\n`)
     return 2
+  }
+  if (options.help) {
+    process.stdout.write(`${RUN_USAGE}\n`)
+    return 0
   }
   // As PID 1 (a container without --init) the kernel gives no default to
   // SIGTERM/SIGINT, and orphans are ours to reap.

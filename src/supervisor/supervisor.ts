@@ -1,104 +1,37 @@
-import { availableParallelism } from 'node:os'
-import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { ActivatedSockets } from '../service/activation.js'
 import { platformBackend } from '../backend/index.js'
-import type { PlatformBackend } from '../backend/types.js'
-import type { ControlServer } from '../service/control-socket.js'
-import { HandoverError } from '../core/errors.js'
-import { checkObject, checkStrings, fileMode, invalidOption, msOption } from '../core/options.js'
-import { SocketTable } from '../core/listeners.js'
-import { removeOwnPidFile, writePidFile } from '../core/pidfile.js'
+import { ActivatedSockets } from '../core/activation.js'
 import { withCompileCache } from '../core/compile-cache.js'
+import { HandoverError } from '../core/errors.js'
+import { SocketTable } from '../core/listeners.js'
+import { resolveSupervisorOptions, workerEnv, type SupervisorOptions, type SupervisorSettings } from '../core/options.js'
+import type { PlatformBackend } from '../core/platform.js'
+import { removeOwnPidFile, writePidFile } from '../core/pidfile.js'
+import type { ControlServer, ControlTarget } from '../service/control-socket.js'
 import { monotonicUsec, notify } from '../service/systemd.js'
+import { Generations, type GenerationResult } from './generations.js'
 import { markNodeChild } from './reaper.js'
-import { RestartPolicy } from './restarts.js'
-import { Worker, type WorkerState } from './worker.js'
+import { statusLine, supervisorStatus, type SupervisorStatus } from './status.js'
+import { Worker } from './worker.js'
 
-export interface SupervisorOptions {
-  /** The app's entry point, run in every worker with handover/register preloaded. */
-  script: string
-  args?: string[]
-  /** Workers per generation: a number, or 'max' for os.availableParallelism(). Default 1. */
-  workers?: number | 'max'
-  /** The supervisor's pid, written atomically once and removed at exit. */
-  pidFile?: string
-  /** A unix socket that answers `upgrade` and `status` (the `handover` command). */
-  controlSocket?: string
-  controlSocketMode?: number
-  /** Milliseconds each new worker has to become ready. Default 60 000. */
-  readyTimeout?: number
-  /** Milliseconds an old worker may drain before it is killed. Default 30 000. */
-  drainTimeout?: number
-  /** Replace workers one at a time, each new one ready before its old one drains. */
-  rolling?: boolean
-  /** Node flags for the workers, before the preload. Default: this process's execArgv. */
-  execArgv?: string[]
-  cwd?: string
-  env?: NodeJS.ProcessEnv
-  /** Where the supervisor's one-line event reports go. Default: stderr, prefixed "handover: ". */
-  log?: (line: string) => void
-}
-
-export interface WorkerStatus {
-  pid: number
-  generation: number
-  state: WorkerState | 'restarting'
-  startedAt: string
-  restarts: number
-}
-
-export interface SupervisorStatus {
-  ok: true
-  pid: number
-  generation: number
-  workers: WorkerStatus[]
-}
-
-export interface GenerationResult {
-  generation: number
-  pids: number[]
-  ms: number
-}
-
-interface Resolved {
-  script: string
-  args: string[]
-  workers: number
-  pidFile?: string
-  controlSocket?: string
-  controlSocketMode: number
-  readyTimeout: number
-  drainTimeout: number
-  rolling: boolean
-  execArgv: string[]
-  cwd: string
-  env?: NodeJS.ProcessEnv
-  log: (line: string) => void
-}
-
-/** One place in a generation: the worker serving there now, and its restart history. */
-interface Slot {
-  worker?: Worker
-  restarts: RestartPolicy
-  timer?: NodeJS.Timeout
-}
+export type { SupervisorOptions } from '../core/options.js'
+export type { GenerationResult } from './generations.js'
+export type { SupervisorStatus, WorkerStatus } from './status.js'
 
 const REGISTER = fileURLToPath(new URL('../preload/register.js', import.meta.url))
 
 /**
  * `handover run`: one process that keeps its pid for the life of the
- * service and runs N workers per generation. It holds every listening
- * socket; workers get them at spawn or on request, so one accept queue per
- * address outlives every generation. A new generation takes over when all
- * its workers are ready; only then are the old ones told to drain.
+ * service and runs N workers per generation (generations.ts). It holds
+ * every listening socket; workers get them at spawn or on request, so one
+ * accept queue per address outlives every generation. This class wires
+ * the parts together: the sockets, the workers' start, the service
+ * manager, the control socket and the stop.
  */
 export class Supervisor {
-  private generation = 0
-  private slots: Slot[] = []
-  private readonly draining = new Set<Worker>()
-  /** Workers of a generation that is not serving yet, so stop() can kill them. */
-  private readonly starting = new Set<Worker>()
+  private readonly generations: Generations
+  /** Every worker not yet exited, whatever its role: stop() reaches each. */
+  private readonly live = new Set<Worker>()
   private upgrading?: Promise<GenerationResult>
   private stopping?: Promise<void>
   private control?: ControlServer
@@ -107,20 +40,31 @@ export class Supervisor {
   readonly done = new Promise<void>((r) => (this.resolveDone = r))
 
   private constructor(
-    private readonly options: Resolved,
+    private readonly options: SupervisorSettings,
     private readonly backend: PlatformBackend,
     private readonly table: SocketTable,
     private readonly controlTable: SocketTable,
-  ) {}
+  ) {
+    const supervisor = this
+    this.generations = new Generations({
+      workers: options.workers,
+      drainTimeout: options.drainTimeout,
+      spawn: (generation) => this.spawnWorker(generation),
+      get stopping() {
+        return supervisor.stopping !== undefined
+      },
+      say: (line) => this.say(line),
+    })
+  }
 
   /** Starts the first generation; resolves once all its workers are ready, rejects (cleaned up) if any is not. */
   static async start(options: SupervisorOptions): Promise<Supervisor> {
-    const resolved = resolveOptions(options)
+    const resolved = resolveSupervisorOptions(options)
     if (process.platform === 'win32') {
       throw new HandoverError('ERR_UNSUPPORTED', 'handover run needs SCM_RIGHTS to pass sockets to running workers; on Windows, use the API or handover/register')
     }
     const backend = await platformBackend()
-    const table = new SocketTable(backend, resolved.cwd, [], ActivatedSockets.take(backend))
+    const table = new SocketTable(backend, resolved.cwd, { activated: ActivatedSockets.take(backend) })
     const controlTable = new SocketTable(backend, resolved.cwd)
     const supervisor = new Supervisor(resolved, backend, table, controlTable)
     try {
@@ -128,11 +72,12 @@ export class Supervisor {
         const { ControlServer } = await import('../service/control-socket.js')
         supervisor.control = ControlServer.claim(controlTable, resolved.controlSocket, resolved.controlSocketMode)
       }
-      const first = await supervisor.startGeneration()
+      const first = await supervisor.generations.startAll()
+      supervisor.closeUnusedSockets()
       if (resolved.pidFile !== undefined) await writePidFile(resolved.pidFile)
       supervisor.control?.serve(supervisor.controlTarget(), supervisor.done)
-      notify({ READY: 1, MAINPID: process.pid, STATUS: supervisor.statusLine() })
-      supervisor.say(`generation ${first.generation} ready (${first.pids.length} worker${first.pids.length === 1 ? '' : 's'}) in ${first.ms} ms`)
+      notify({ READY: 1, MAINPID: process.pid, STATUS: statusLine(supervisor.generations) })
+      supervisor.sayReady(first)
     } catch (err) {
       await supervisor.stop({ force: true })
       throw err
@@ -144,16 +89,18 @@ export class Supervisor {
    * Starts the next generation. Resolves once every new worker is ready and
    * the old ones have been told to drain; an old generation still draining
    * does not hold it up. On failure every new worker is killed and the
-   * current generation keeps serving (with --rolling, see rollingUpgrade()).
+   * current generation keeps serving (with --rolling, see Generations.startRolling()).
    */
   upgrade(): Promise<GenerationResult> {
     if (this.stopping) return Promise.reject(new HandoverError('ERR_STOPPED', 'the supervisor is stopping'))
     if (this.upgrading) return Promise.reject(new HandoverError('ERR_UPGRADE_IN_PROGRESS', 'an upgrade is already in progress'))
     notify({ RELOADING: 1, MONOTONIC_USEC: monotonicUsec() })
-    this.upgrading = (this.options.rolling ? this.rollingUpgrade() : this.startGeneration()).then(
+    const { generations } = this
+    this.upgrading = (this.options.rolling ? generations.startRolling() : generations.startAll()).then(
       (result) => {
-        notify({ READY: 1, STATUS: this.statusLine() })
-        this.say(`generation ${result.generation} ready (${result.pids.length} worker${result.pids.length === 1 ? '' : 's'}) in ${result.ms} ms`)
+        this.closeUnusedSockets()
+        notify({ READY: 1, STATUS: statusLine(generations) })
+        this.sayReady(result)
         return result
       },
       (err: HandoverError) => {
@@ -166,15 +113,7 @@ export class Supervisor {
   }
 
   status(): SupervisorStatus {
-    const workers: WorkerStatus[] = []
-    const describe = (w: Worker, restarts: number): WorkerStatus => ({
-      pid: w.pid, generation: w.generation, state: w.state, startedAt: new Date(w.startedAt).toISOString(), restarts,
-    })
-    for (const slot of this.slots) {
-      if (slot.worker) workers.push({ ...describe(slot.worker, slot.restarts.count), ...(slot.timer && { state: 'restarting' as const }) })
-    }
-    for (const w of this.draining) workers.push(describe(w, 0))
-    return { ok: true, pid: process.pid, generation: this.generation, workers }
+    return supervisorStatus(this.generations)
   }
 
   /**
@@ -183,11 +122,11 @@ export class Supervisor {
    * pid file go. Resolves when all of that is done.
    */
   stop(options: { force?: boolean } = {}): Promise<void> {
-    if (options.force) for (const w of this.allWorkers()) w.kill()
+    if (options.force) for (const w of this.live) w.kill()
     this.stopping ??= (async () => {
       notify({ STOPPING: 1 })
-      for (const slot of this.slots) clearTimeout(slot.timer)
-      const workers = this.allWorkers()
+      this.generations.cancelRestarts()
+      const workers = [...this.live]
       for (const w of workers) (w.state === 'starting' ? w.kill() : w.drain(this.options.drainTimeout))
       await Promise.all(workers.map((w) => w.exited))
       this.controlTable.closeAll(true)
@@ -198,33 +137,21 @@ export class Supervisor {
     return this.stopping
   }
 
-  /** Every worker alive or starting, whatever its role. */
-  private allWorkers(): Worker[] {
-    const out = new Set<Worker>(this.draining)
-    for (const slot of this.slots) if (slot.worker) out.add(slot.worker)
-    for (const w of this.starting) out.add(w)
-    return [...out]
-  }
-
-  private spawnWorker(generation: number): Worker {
+  private async spawnWorker(generation: number): Promise<Worker> {
     const o = this.options
-    const env = { ...(o.env ?? process.env) }
-    // The supervisor's own settings, not the workers'.
-    delete env.HANDOVER_PID_FILE
-    // A worker's own drain gives up (destroying what is left) a little before the supervisor would kill it.
-    env.HANDOVER_DRAIN_TIMEOUT ??= String(Math.max(0, o.drainTimeout - 1_000))
-    const worker = Worker.spawn({
+    const worker = await Worker.spawn({
       backend: this.backend,
       command: process.execPath,
       args: [...o.execArgv, '--import', REGISTER, o.script, ...o.args],
       cwd: o.cwd,
-      env: withCompileCache(env),
+      env: withCompileCache(workerEnv(o.env ?? process.env, o.drainTimeout)),
       sockets: this.table.outgoing(),
       generation,
       readyTimeout: o.readyTimeout,
       provideSocket: (network, address) => {
-        const listener = this.table.listen(network, address, network.startsWith('udp'))
-        return listener.fd as number
+        const packet = network.startsWith('udp')
+        const listener = this.table.listen(network, address, packet)
+        return { socket: listener.fd as number, key: this.table.keyOf(network, address, packet) }
       },
       onUpgradeRequest: (w) => {
         this.upgrade().then(
@@ -233,108 +160,31 @@ export class Supervisor {
         )
       },
     })
-    this.starting.add(worker)
+    this.live.add(worker)
     markNodeChild(worker.pid, worker.exited)
-    void worker.exited.then(() => this.starting.delete(worker))
+    void worker.exited.then(() => this.live.delete(worker))
+    // Stopped while it started: stop() has already looked at the live workers.
+    if (this.stopping) worker.kill()
     return worker
   }
 
-  /** All N new workers at once; the old generation drains once every one is ready. */
-  private async startGeneration(): Promise<GenerationResult> {
-    const started = Date.now()
-    const generation = this.generation + 1
-    const workers: Worker[] = []
-    try {
-      for (let i = 0; i < this.options.workers; i++) workers.push(this.spawnWorker(generation))
-      await Promise.all(workers.map((w) => w.ready))
-      if (this.stopping) throw new HandoverError('ERR_STOPPED', 'the supervisor is stopping')
-    } catch (err) {
-      for (const w of workers) w.kill()
-      await Promise.all(workers.map((w) => w.exited))
-      throw err
-    }
-    const old = this.slots
-    this.generation = generation
-    this.slots = workers.map((worker) => this.adopt({ worker, restarts: new RestartPolicy() }))
-    for (const slot of old) this.retire(slot)
-    return { generation, pids: workers.map((w) => w.pid), ms: Date.now() - started }
-  }
-
   /**
-   * One worker at a time: each new worker is ready before its old one is
-   * told to drain, so as many workers serve throughout. If a new worker
-   * fails, it is killed and the rolling stops there: the slots already
-   * replaced keep their new workers, the rest keep the old ones, all
-   * serving, and status shows each worker's generation. The generation
-   * number is the new one once any slot has it.
+   * Closes the listening sockets no worker of the serving generation uses
+   * (the app moved to another port): a client is refused there instead of
+   * waiting in a queue nobody accepts from. Only when every such worker
+   * said which it uses (protocol 2's ready); older workers may use any.
    */
-  private async rollingUpgrade(): Promise<GenerationResult> {
-    const started = Date.now()
-    const generation = this.generation + 1
-    const pids: number[] = []
-    for (let i = 0; i < this.options.workers; i++) {
-      const worker = this.spawnWorker(generation)
-      try {
-        await worker.ready
-        if (this.stopping) throw new HandoverError('ERR_STOPPED', 'the supervisor is stopping')
-      } catch (err) {
-        worker.kill()
-        await worker.exited
-        throw err
-      }
-      this.generation = generation
-      const old = this.slots[i]
-      this.slots[i] = this.adopt({ worker, restarts: new RestartPolicy() })
-      if (old) this.retire(old)
-      pids.push(worker.pid)
+  private closeUnusedSockets(): void {
+    const used = new Set<string>()
+    for (const slot of this.generations.slots) {
+      const keys = slot.worker.keys
+      if (keys === undefined) return
+      for (const key of keys) used.add(key)
     }
-    return { generation, pids, ms: Date.now() - started }
+    for (const key of this.table.closeExcept(used)) this.say(`closed ${key}: no worker listens there any more`)
   }
 
-  /** A serving slot's worker is watched: if it exits by itself, it is replaced with backoff. */
-  private adopt(slot: Slot): Slot {
-    const worker = slot.worker as Worker
-    this.starting.delete(worker)
-    void worker.exited.then(({ code, signal }) => this.onExit(slot, worker, code, signal))
-    return slot
-  }
-
-  private retire(slot: Slot): void {
-    clearTimeout(slot.timer)
-    slot.timer = undefined
-    const worker = slot.worker
-    slot.worker = undefined
-    if (!worker || worker.state === 'exited') return
-    this.draining.add(worker)
-    void worker.exited.then(() => this.draining.delete(worker))
-    worker.drain(this.options.drainTimeout)
-  }
-
-  private onExit(slot: Slot, worker: Worker, code: number | null, signal: NodeJS.Signals | null): void {
-    if (slot.worker !== worker || this.stopping) return
-    const how = signal ? `signal ${signal}` : `code ${code}`
-    const delay = slot.restarts.next(worker.readyAt)
-    this.say(`worker ${worker.pid} exited with ${how}, restarting in ${delay} ms`)
-    slot.timer = setTimeout(() => this.restart(slot, worker.generation), delay)
-  }
-
-  private restart(slot: Slot, generation: number): void {
-    slot.timer = undefined
-    if (this.stopping || !this.slots.includes(slot)) return
-    let worker: Worker
-    try {
-      worker = this.spawnWorker(generation)
-    } catch (err) {
-      const e = err as HandoverError
-      this.say(`could not restart a worker: ${e.code}: ${e.message}`)
-      slot.timer = setTimeout(() => this.restart(slot, generation), slot.restarts.next(undefined))
-      return
-    }
-    slot.worker = worker
-    this.adopt(slot)
-  }
-
-  private controlTarget() {
+  private controlTarget(): ControlTarget {
     return {
       hasParent: false,
       upgrade: async () => {
@@ -345,41 +195,12 @@ export class Supervisor {
     }
   }
 
-  private statusLine(): string {
-    return `generation ${this.generation}, ${this.slots.filter((s) => s.worker).length} workers`
+  private sayReady(result: GenerationResult): void {
+    const n = result.pids.length
+    this.say(`generation ${result.generation} ready (${n} worker${n === 1 ? '' : 's'}) in ${result.ms} ms`)
   }
 
   private say(line: string): void {
     this.options.log(line)
-  }
-}
-
-function resolveOptions(o: SupervisorOptions): Resolved {
-  checkObject('options', o)
-  if (typeof o.script !== 'string' || o.script === '') throw invalidOption('script', o.script, 'the path of the app to run')
-  let workers = 1
-  if (o.workers === 'max') workers = availableParallelism()
-  else if (o.workers !== undefined) {
-    if (!Number.isInteger(o.workers) || (o.workers as number) < 1 || (o.workers as number) > 1024) throw invalidOption('workers', o.workers, "a whole number from 1 to 1024, or 'max'")
-    workers = o.workers as number
-  }
-  const args = checkStrings('args', o.args)
-  const execArgv = checkStrings('execArgv', o.execArgv)
-  const cwd = o.cwd ?? process.cwd()
-  const mode = fileMode('controlSocketMode', o.controlSocketMode ?? 0o600, 0o600)
-  return {
-    script: resolve(cwd, o.script),
-    args: args ?? [],
-    workers,
-    pidFile: o.pidFile === undefined ? undefined : resolve(cwd, o.pidFile),
-    controlSocket: o.controlSocket,
-    controlSocketMode: mode,
-    readyTimeout: msOption('readyTimeout', o.readyTimeout, 60_000, 1),
-    drainTimeout: msOption('drainTimeout', o.drainTimeout, 30_000, 1),
-    rolling: o.rolling === true,
-    execArgv: execArgv ?? process.execArgv,
-    cwd,
-    env: o.env,
-    log: o.log ?? ((line) => process.stderr.write(`handover: ${line}\n`)),
   }
 }

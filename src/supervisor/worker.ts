@@ -1,122 +1,104 @@
-import type { ChildProcess } from 'node:child_process'
 import type { Socket } from 'node:net'
-import type { PlatformBackend, SpawnRequest } from '../backend/types.js'
 import { HandoverError } from '../core/errors.js'
-import { ControlChannel, helloMessage, type Message } from '../core/protocol.js'
+import type { OsSocket, PlatformBackend, SpawnRequest } from '../core/platform.js'
+import type { Message } from '../core/protocol.js'
+import { Successor, type SuccessorExit, type SuccessorState } from '../core/successor.js'
 
-export type WorkerState = 'starting' | 'ready' | 'draining' | 'exited'
+export type WorkerState = SuccessorState
 
-/** `sockets`: every socket the supervisor holds now; later ones are asked for. */
-export interface WorkerSpawn extends SpawnRequest {
+export interface WorkerSpawn extends Omit<SpawnRequest, 'worker'> {
   backend: PlatformBackend
   generation: number
   readyTimeout: number
-  /** Binds (or finds) the socket a worker asks for; returns an fd for it that the caller may close. */
-  provideSocket(network: string, address: string): number
+  /** Aborting it kills a worker that is not ready yet. */
+  signal?: AbortSignal
+  /** Binds (or finds) the socket a worker asks for; returns an fd for it that the caller may close, and its key. */
+  provideSocket(network: string, address: string): { socket: OsSocket; key: string }
   onUpgradeRequest(worker: Worker): void
 }
 
-export interface WorkerExit {
-  code: number | null
-  signal: NodeJS.Signals | null
-}
-
 /**
- * One worker process of `handover run`: started with the sockets the
- * supervisor holds, a control channel (hello, ready, drain, upgrade
- * requests) and a socket-request channel. It is in a process group of its
- * own, so signals meant for the service reach the supervisor, which decides.
+ * One worker process of `handover run`: a Successor (the same handshake as
+ * the next generation of the API) that serves one slot of one generation,
+ * plus the socket-request channel through which its listen() asks the
+ * supervisor for an address the supervisor does not hold yet. It is in a
+ * process group of its own, so signals meant for the service reach the
+ * supervisor, which decides.
  */
 export class Worker {
-  readonly pid: number
   readonly generation: number
-  readonly startedAt = Date.now()
-  state: WorkerState = 'starting'
-  readyAt?: number
-  /** Settles once the worker said ready; rejects if it exits or times out first (it is then killed). */
-  readonly ready: Promise<void>
-  readonly exited: Promise<WorkerExit>
-  private readonly child: ChildProcess
-  private readonly channel: ControlChannel
-  private drainTimer?: NodeJS.Timeout
+  /** Sockets it asked the supervisor for, by key. */
+  readonly requested = new Set<string>()
 
-  private constructor(options: WorkerSpawn, child: ChildProcess, control: Socket, requests: Socket) {
-    this.child = child
-    this.pid = child.pid as number
-    this.generation = options.generation
-    this.channel = new ControlChannel(control)
-    this.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.state = 'exited'
-        clearTimeout(this.drainTimer)
-        this.channel.destroy()
-        requests.destroy()
-        resolve({ code, signal })
-      })
-    })
-    this.ready = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.kill()
-        reject(new HandoverError('ERR_UPGRADE_TIMEOUT', `worker ${this.pid} was not ready within ${options.readyTimeout} ms`, { pid: this.pid }))
-      }, options.readyTimeout)
-      this.channel.on('message', (m: Message) => {
-        if (m.type === 'ready' && this.state === 'starting') {
-          clearTimeout(timer)
-          this.state = 'ready'
-          this.readyAt = Date.now()
-          resolve()
-        } else if (m.type === 'upgrade-request') {
-          options.onUpgradeRequest(this)
-        }
-      })
-      this.channel.on('error', () => this.kill())
-      void this.exited.then(({ code, signal }) => {
-        clearTimeout(timer)
-        const how = signal ? `signal ${signal}` : `code ${code}`
-        reject(new HandoverError('ERR_CHILD_EXITED', `worker ${this.pid} exited with ${how} before it was ready`, { exitCode: code, signal, pid: this.pid }))
-      })
-    })
-    // Observed by whoever waits on it; never an unhandled rejection here.
-    this.ready.catch(() => {})
-    serveSocketRequests(requests, options)
+  private constructor(private readonly successor: Successor, generation: number) {
+    this.generation = generation
   }
 
-  static spawn(options: WorkerSpawn): Worker {
-    let spawned
-    try {
-      spawned = options.backend.spawn({ ...options, worker: true })
-    } catch (err) {
-      throw new HandoverError('ERR_SPAWN_FAILED', `could not start a worker: ${(err as Error).message}`, { cause: err })
-    }
-    const { child, control, requests, transfer } = spawned
-    if (child.pid === undefined || !control || !requests) {
-      child.on('error', () => {})
-      if (child.pid !== undefined) child.kill('SIGKILL')
-      throw new HandoverError('ERR_SPAWN_FAILED', `could not start a worker with ${options.command}`)
-    }
-    // Spawn failures after this point arrive as 'exit'.
-    child.on('error', () => {})
-    const worker = new Worker(options, child, control, requests)
-    // Every socket is the supervisor's: no worker removes a unix socket file.
-    const sockets = transfer.map((entry) => ({ ...entry, activated: true }))
-    void worker.channel.send(helloMessage(sockets))
+  /** Starts a worker; resolves once it runs, rejects with ERR_SPAWN_FAILED. `ready` tells the rest. */
+  static async spawn(options: WorkerSpawn): Promise<Worker> {
+    let worker: Worker | undefined
+    const successor = await Successor.spawn({
+      ...options,
+      worker: true,
+      label: 'worker',
+      // Every socket is the supervisor's: no worker removes a unix socket file.
+      sockets: options.sockets.map((s) => ({ ...s, activated: true })),
+      onMessage: (m: Message) => {
+        if (m.type === 'upgrade-request' && worker) options.onUpgradeRequest(worker)
+      },
+    })
+    worker = new Worker(successor, options.generation)
+    const requests = successor.requests
+    if (requests) serveSocketRequests(requests, options, worker)
     return worker
   }
 
+  /**
+   * The keys of the sockets it serves on: those it kept from the hello, as
+   * its ready said, and those it asked for since. Undefined if its ready did
+   * not say (a release before protocol 2): it may use any of them.
+   */
+  get keys(): Set<string> | undefined {
+    const kept = this.successor.keys
+    return kept && new Set([...kept, ...this.requested])
+  }
+
+  get pid(): number {
+    return this.successor.pid
+  }
+
+  get state(): WorkerState {
+    return this.successor.state
+  }
+
+  get startedAt(): number {
+    return this.successor.startedAt
+  }
+
+  get readyAt(): number | undefined {
+    return this.successor.readyAt
+  }
+
+  /** Settles once the worker said ready; rejects if it exits or times out first (it is then killed and reaped). */
+  get ready(): Promise<void> {
+    return this.successor.ready
+  }
+
+  get exited(): Promise<SuccessorExit> {
+    return this.successor.exited
+  }
+
   send(message: Message): void {
-    void this.channel.send(message)
+    this.successor.send(message)
   }
 
   /** Tells the worker to drain and exit; kills it if it is still alive after `timeout` ms. */
   drain(timeout: number): void {
-    if (this.state === 'exited' || this.state === 'draining') return
-    this.state = 'draining'
-    this.send({ type: 'drain' })
-    this.drainTimer = setTimeout(() => this.kill(), timeout)
+    this.successor.drain(timeout)
   }
 
   kill(): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL')
+    this.successor.kill()
   }
 }
 
@@ -125,11 +107,12 @@ export class Worker {
  * the socket attached (SCM_RIGHTS). The worker blocks until it gets the
  * answer, so requests come one at a time.
  */
-function serveSocketRequests(requests: Socket, options: WorkerSpawn): void {
+function serveSocketRequests(requests: Socket, options: WorkerSpawn, worker: Worker): void {
   const fd = (requests as unknown as { _handle?: { fd?: number } })._handle?.fd
   let buffer = ''
   requests.setEncoding('utf8')
   requests.on('error', () => {})
+  void worker.exited.then(() => requests.destroy())
   requests.on('data', (chunk: string) => {
     buffer += chunk
     let newline
@@ -144,7 +127,9 @@ function serveSocketRequests(requests: Socket, options: WorkerSpawn): void {
         if (request.type !== 'socket' || typeof request.network !== 'string' || typeof request.address !== 'string') {
           throw new HandoverError('ERR_PROTOCOL', `a worker asked ${JSON.stringify(line.slice(0, 80))}`)
         }
-        socket = options.provideSocket(request.network, request.address)
+        const provided = options.provideSocket(request.network, request.address)
+        socket = provided.socket
+        worker.requested.add(provided.key)
         answer = { ok: true }
       } catch (err) {
         const e = err as HandoverError

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 
-export const CLI = fileURLToPath(new URL('../../dist/service/cli.js', import.meta.url))
+export const CLI = fileURLToPath(new URL('../../dist/bin.js', import.meta.url))
 
 export interface CliResult {
   status: number

@@ -1,10 +1,10 @@
 import net from 'node:net'
-import { loadAddon } from '../../src/backend/addon.js'
+import { posixAddon } from '../../src/backend/addon.js'
 
 /** Whether this host can bind IPv6 loopback (containers often cannot). */
 export const hasIPv6: boolean = (() => {
   try {
-    const fd = loadAddon().bindInet(1, 6, '::1', 0, true, 1)
+    const fd = posixAddon().bindInet(1, 6, '::1', 0, true, 1)
     new net.Socket({ fd }).destroy()
     return true
   } catch {

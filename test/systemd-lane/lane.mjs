@@ -82,7 +82,7 @@ mkdir -p /srv/app/current/node_modules
 ln -sfn /srv/ho /srv/app/current/node_modules/handover
 # What npm install makes for the package's "bin"; the units run it.
 mkdir -p /srv/app/current/node_modules/.bin
-ln -sfn ../handover/dist/service/cli.js /srv/app/current/node_modules/.bin/handover
+ln -sfn ../handover/dist/bin.js /srv/app/current/node_modules/.bin/handover
 cp /srv/ho/examples/systemd/server.js /srv/app/current/server.js
 cp /srv/ho/examples/systemd/app.js /srv/app/current/app.js
 echo '{ "type": "module" }' > /srv/app/current/package.json

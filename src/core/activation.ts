@@ -1,47 +1,13 @@
-import type { BindSpec, Network } from '../core/address.js'
-import type { OsSocket, PlatformBackend, SocketInfo } from '../backend/types.js'
-import { HandoverError, systemError } from '../core/errors.js'
-import { mismatch, specOf, unfitFor } from '../core/socket-fit.js'
+import type { BindSpec, Network } from './address.js'
+import { HandoverError, systemError } from './errors.js'
+import { inherited } from './inherited-env.js'
+import type { OsSocket, PlatformBackend, SocketInfo } from './platform.js'
+import { mismatch, specOf, unfitFor } from './socket-fit.js'
 
-/** systemd's socket activation variables (sd_listen_fds(3)). */
-export const LISTEN_ENV = ['LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES'] as const
 /** SD_LISTEN_FDS_START: the first passed socket is fd 3. */
 const FIRST_FD = 3
 /** More than any .socket unit passes; a bound on what a broken variable can make us touch. */
 const MAX_FDS = 4096
-
-/**
- * Read and removed when handover is first imported, whatever LISTEN_PID
- * says, as sd_listen_fds(1) does: they describe fds of one process, and in
- * any other (the next generation, the app's children) they can only mislead.
- */
-const passed = { pid: process.env.LISTEN_PID, fds: process.env.LISTEN_FDS, names: process.env.LISTEN_FDNAMES }
-for (const name of LISTEN_ENV) delete process.env[name]
-
-export interface ListenOptions {
-  /**
-   * Claim the activated socket with this name (FileDescriptorName= in the
-   * .socket unit, LISTEN_FDNAMES) whatever its address; the address is the
-   * fallback when no socket of that name was passed. The name then
-   * identifies the socket in later generations too.
-   */
-  name?: string
-}
-
-/** Validates listen()'s options; returns the name, if any. */
-export function listenName(options: ListenOptions | undefined): string | undefined {
-  if (options === undefined) return undefined
-  const bad = (what: string, value: unknown): HandoverError =>
-    new HandoverError('ERR_INVALID_OPTION', `${what}, not ${JSON.stringify(value) ?? String(value)}`)
-  if (typeof options !== 'object' || options === null) throw bad('listen options must be an object', options)
-  const { name } = options
-  if (name === undefined) return undefined
-  // systemd's own rule for FileDescriptorName=.
-  if (typeof name !== 'string' || !/^[\x21-\x39\x3b-\x7e]{1,255}$/.test(name)) {
-    throw bad('option name must be 1 to 255 printable ASCII characters without ":" or spaces', name)
-  }
-  return name
-}
 
 /** The table key of a socket claimed by name: no address key starts with "name". */
 export function nameKey(name: string): string {
@@ -85,7 +51,8 @@ export class ActivatedSockets {
 
   /** Undefined unless LISTEN_PID names this process and LISTEN_FDS is above 0. */
   static take(backend: PlatformBackend): ActivatedSockets | undefined {
-    const { pid, fds, names } = passed
+    // Read (and removed from the environment) at import, whatever LISTEN_PID says, as sd_listen_fds(1) does.
+    const { listenPid: pid, listenFds: fds, listenFdNames: names } = inherited
     if (pid === undefined || fds === undefined || !/^\d+$/.test(pid) || Number(pid) !== process.pid) return undefined
     if (!/^\d{1,5}$/.test(fds) || Number(fds) > MAX_FDS) throw bad(`LISTEN_FDS=${JSON.stringify(fds.slice(0, 20))} is not a count of fds`)
     const count = Number(fds)

@@ -1,23 +1,24 @@
-import { listenName, type ListenOptions } from '../service/activation.js'
-import type { PlatformBackend } from '../backend/types.js'
-import type { PacketNetwork, StreamNetwork } from './address.js'
-import { ChildLink } from './child-link.js'
-import { withCompileCache } from './compile-cache.js'
-import { afterReady } from './after-ready.js'
-import { eitherSignal, waitDeadline, withDeadline } from './deadline.js'
-import type { ControlServer } from '../service/control-socket.js'
-import { HandoverError } from './errors.js'
+import { platformBackend } from '../backend/index.js'
+import type { PacketNetwork, StreamNetwork } from '../core/address.js'
+import { afterReady } from '../core/after-ready.js'
+import { withCompileCache } from '../core/compile-cache.js'
+import { eitherSignal, waitDeadline, withDeadline } from '../core/deadline.js'
+import { HandoverError } from '../core/errors.js'
+import { claimInheritance, inClusterWorker, openInheritance, type Inheritance } from '../core/inheritance.js'
+import { Listener, SocketTable } from '../core/listeners.js'
 import {
-  checkWaitOptions, resolveOptions, resolveUpgradeOptions, type Resolved, type UpgradeOptions, type UpgraderOptions, type WaitOptions,
-} from './options.js'
-import { Listener, SocketTable } from './listeners.js'
-import { claimGeneration, inClusterWorker, openGeneration, type Generation } from './generation.js'
-import { releaseStartingSighup } from './protocol.js'
-import type { ParentLink } from './parent-link.js'
-import { removeOwnPidFile, writePidFile } from './pidfile.js'
+  checkWaitOptions, listenName, resolveUpgraderOptions, resolveUpgradeOptions,
+  type ListenOptions, type UpgraderSettings, type UpgradeOptions, type UpgraderOptions, type WaitOptions,
+} from '../core/options.js'
+import type { Parent } from '../core/parent.js'
+import type { PlatformBackend } from '../core/platform.js'
+import { removeOwnPidFile, writePidFile } from '../core/pidfile.js'
+import { releaseStartingSighup } from '../core/starting-sighup.js'
+import { Successor } from '../core/successor.js'
+import type { ControlServer } from '../service/control-socket.js'
 import { ServiceNotifier } from '../service/systemd.js'
 
-export type { UpgradeOptions, UpgraderOptions, WaitOptions } from './options.js'
+export type { ListenOptions, UpgradeOptions, UpgraderOptions, WaitOptions } from '../core/options.js'
 
 export interface UpgradeResult {
   /** The pid of the new generation, which is now serving. */
@@ -32,7 +33,7 @@ export class Upgrader {
   private readyPromise?: Promise<void>
   private isReady = false
   private upgrading?: Promise<UpgradeResult>
-  private successor?: ChildLink
+  private successor?: Successor
   private stopped = false
   private readonly stopController = new AbortController()
   private resolveExit!: () => void
@@ -41,19 +42,23 @@ export class Upgrader {
   private control?: ControlServer
 
   private constructor(
-    private readonly options: Resolved,
+    private readonly options: UpgraderSettings,
     private readonly backend: PlatformBackend,
     private readonly table: SocketTable,
-    private readonly parent?: ParentLink,
-    /** Under `handover run`: the supervisor starts generations and says when to drain. */
-    private readonly supervised = false,
+    private readonly parent?: Parent,
   ) {
-    // The supervisor's drain, or its death (EOF), is this worker's exit().
-    if (supervised) void parent?.drainRequested.then(() => this.resolveExit())
+    // A parent that tells this process to leave (the supervisor), or its
+    // death, is this process's exit(). handover's own copies of the sockets
+    // go at once: the parent holds them for the next workers, and a socket
+    // no longer served should refuse connections, not queue them.
+    void parent?.leave.then(() => {
+      if (!this.stopped) this.table.closeAll(false)
+      this.resolveExit()
+    })
   }
 
   static async create(options: UpgraderOptions = {}): Promise<Upgrader> {
-    const resolved = resolveOptions(options)
+    const resolved = resolveUpgraderOptions(options)
     if (inClusterWorker()) {
       // Refused here, not at the first listen: there it would die with
       // "bind EEXIST"/"bind EINVAL", which points nowhere near the cause.
@@ -64,8 +69,8 @@ export class Upgrader {
           'or run one process without cluster (pm2: exec_mode fork)',
       )
     }
-    claimGeneration('Upgrader.create()')
-    const upgrader = Upgrader.assemble(await openGeneration(resolved.parentTimeout), resolved)
+    claimInheritance('Upgrader.create()')
+    const upgrader = Upgrader.assemble(await openInheritance(platformBackend(), resolved.parentTimeout), resolved)
     if (resolved.controlSocket !== undefined) {
       try {
         // Loaded only when asked for: see platformBackend().
@@ -80,32 +85,32 @@ export class Upgrader {
   }
 
   /**
-   * For handover/register: an Upgrader over a generation it has already
+   * For handover/register: an Upgrader over an inheritance it has already
    * opened, built synchronously so that the app's own listen() can go
    * through it at once. No controlSocket (it needs an async import).
    */
-  static forPreload(generation: Generation, options: Omit<UpgraderOptions, 'controlSocket' | 'controlSocketMode'>): Upgrader {
-    const resolved = resolveOptions(options)
-    claimGeneration('handover/register')
-    return Upgrader.assemble(generation, resolved)
+  static forPreload(inheritance: Inheritance, options: Omit<UpgraderOptions, 'controlSocket' | 'controlSocketMode'>): Upgrader {
+    const resolved = resolveUpgraderOptions(options)
+    claimInheritance('handover/register')
+    return Upgrader.assemble(inheritance, resolved)
   }
 
-  private static assemble(generation: Generation, resolved: Resolved): Upgrader {
-    const { backend, parent, activated, supervisor } = generation
-    const table = new SocketTable(backend, resolved.cwd, parent?.sockets, activated, supervisor && ((spec) => supervisor.requestSocket(spec)))
+  private static assemble(inheritance: Inheritance, resolved: UpgraderSettings): Upgrader {
+    const { backend, parent, activated } = inheritance
+    const table = new SocketTable(backend, resolved.cwd, { inherited: parent?.sockets, activated, bind: parent?.bind?.bind(parent) })
     // A worker's pid file would name one worker of many: the supervisor keeps the service's.
-    const options = supervisor ? { ...resolved, pidFile: undefined } : resolved
-    return new Upgrader(options, backend, table, parent, supervisor !== undefined)
+    const options = parent?.keepsPidFile ? { ...resolved, pidFile: undefined } : resolved
+    return new Upgrader(options, backend, table, parent)
   }
 
-  /** True if this process was started by upgrade(), or by `handover run` (see `supervised`). */
+  /** True if this process was started by upgrade(), or by `handover run`. */
   get hasParent(): boolean {
     return this.parent !== undefined
   }
 
   /** True if this process is a worker of `handover run`: upgrade() asks the supervisor, exit() follows its drain. */
   get isSupervised(): boolean {
-    return this.supervised
+    return this.parent?.upgrade !== undefined
   }
 
   /**
@@ -145,7 +150,7 @@ export class Upgrader {
       this.isReady = true
       releaseStartingSighup()
       if (this.parent) {
-        await this.parent.sendReady()
+        await this.parent.sendReady(this.table.keys())
         // READY=1 counts only once the parent has made this process the main one.
         void this.parent.handedOver.then(() => this.stopped || this.notifier.readyAfterHandOff())
       } else {
@@ -180,7 +185,7 @@ export class Upgrader {
     }
     if (this.upgrading) return Promise.reject(new HandoverError('ERR_UPGRADE_IN_PROGRESS', 'an upgrade is already in progress'))
     if (!this.isReady) return Promise.reject(new HandoverError('ERR_NOT_READY', 'call ready() before upgrade()'))
-    if (this.supervised) return this.askSupervisorToUpgrade()
+    if (this.parent?.upgrade) return this.askParentToUpgrade(this.parent.upgrade.bind(this.parent))
     // Default 0: a caller that did not ask to wait learns at once (today's
     // behaviour, and what the control socket answers); a wait that can last a
     // whole drain is the caller's choice, with a bound the caller picks.
@@ -248,15 +253,9 @@ export class Upgrader {
     return parent.waitForExit(waitDeadline(options, 'the parent to exit'))
   }
 
-  /** A worker does not start generations: the supervisor does, for all its workers at once. */
-  private askSupervisorToUpgrade(): Promise<UpgradeResult> {
-    this.upgrading = (async () => {
-      const result = await (this.parent as ParentLink).requestUpgrade()
-      if (!result.ok || !result.pids?.length) {
-        throw new HandoverError(result.code ?? 'ERR_SUPERVISOR', result.message ?? 'the supervisor refused the upgrade')
-      }
-      return { pid: result.pids[0] }
-    })().finally(() => {
+  /** A worker does not start generations: its parent, the supervisor, does, for all its workers at once. */
+  private askParentToUpgrade(upgrade: () => Promise<{ pid: number }>): Promise<UpgradeResult> {
+    this.upgrading = upgrade().then(({ pid }) => ({ pid })).finally(() => {
       this.upgrading = undefined
     })
     return this.upgrading
@@ -264,25 +263,25 @@ export class Upgrader {
 
   private async runUpgrade(signal: AbortSignal): Promise<UpgradeResult> {
     const o = this.options
-    let child: ChildLink
-    let childPid: number | undefined
+    let child: Successor | undefined
     try {
-      child = await ChildLink.start({
+      child = await Successor.spawn({
         backend: this.backend,
         command: o.command,
         args: o.args,
         cwd: o.cwd,
         env: withCompileCache(this.notifier.childEnv(o.env ?? process.env), o.compileCache),
         sockets: this.table.outgoing(),
-        timeout: o.upgradeTimeout,
+        readyTimeout: o.readyTimeout,
         signal,
-        onSpawn: (pid) => (childPid = pid),
       })
+      await child.ready
       if (o.probation > 0) await child.serveProbation(o.probation, signal)
     } catch (err) {
-      throw await this.upgradeFailed(err, childPid)
+      throw await this.upgradeFailed(err, child?.pid)
     }
     this.successor = child
+    child.letGo()
     // Before the child's READY=1, which the manager accepts only from its main process.
     this.notifier.handedOver(child.pid)
     child.handedOver()
@@ -321,9 +320,9 @@ export class Upgrader {
   }
 }
 
-function parentNotExited(parent: ParentLink, waitedMs = 0): HandoverError {
+function parentNotExited(parent: Parent, waitedMs = 0): HandoverError {
   const how = waitedMs > 0 ? `within ${waitedMs} ms` : 'yet; pass upgrade({ waitForParent: ms }), or await waitForParent() first'
-  return new HandoverError('ERR_PARENT_NOT_EXITED', `the previous process ${parent.parentPid} has not exited ${how}`)
+  return new HandoverError('ERR_PARENT_NOT_EXITED', `the previous process ${parent.pid} has not exited ${how}`)
 }
 
 function stoppedError(): HandoverError {

@@ -1,7 +1,11 @@
+// What core/ needs from the operating system, as an interface: the
+// implementations live in backend/ (one per OS), and the products (the
+// Upgrader, the preload, the supervisor) load the one this platform needs
+// and hand it to core. So core/ imports nothing above it.
 import type { ChildProcess } from 'node:child_process'
 import type { Socket } from 'node:net'
-import type { BindSpec, Network } from '../core/address.js'
-import type { TransferEntry } from '../core/protocol.js'
+import type { BindSpec, Network } from './address.js'
+import type { TransferEntry } from './protocol.js'
 
 /** An OS socket: a file descriptor on POSIX, a SOCKET value on Windows. */
 export type OsSocket = number
@@ -46,10 +50,29 @@ export interface SpawnRequest {
   worker?: boolean
 }
 
+/**
+ * A byte stream between two processes that handover started one of: the
+ * channel between generations, and a worker's link to the supervisor. Lines
+ * of JSON are framed on top of it (core/channel.ts).
+ */
+export interface Transport {
+  /** Writes `data`; resolves once it is handed to the kernel, or at once if the peer has gone. */
+  write(data: string): Promise<void>
+  /** Every chunk read, in order. */
+  onData(listener: (chunk: string) => void): void
+  /** Once, when the other side has gone (EOF or an error) or destroy() was called. */
+  onClose(listener: () => void): void
+  /** Keeps the event loop alive while this is open (the default). */
+  ref(): void
+  unref(): void
+  destroy(): void
+  readonly closed: boolean
+}
+
 export interface SpawnedChild {
   child: ChildProcess
-  /** The parent's end of the control channel; missing if Node ran out of fds setting it up. */
-  control?: Socket
+  /** The parent's end of the channel to the child; missing if Node ran out of fds setting it up. */
+  channel?: Transport
   /** Workers only: the supervisor's end of the socket-request channel. */
   requests?: Socket
   /** What the hello message tells the child about each socket. */
@@ -73,8 +96,8 @@ export interface PlatformBackend {
   spawn(request: SpawnRequest): SpawnedChild
   /** Child side: takes ownership of a socket the parent described. */
   receive(entry: TransferEntry): OsSocket
-  /** Child side: opens the control channel named by the environment. */
-  openControl(fd: number): Socket
+  /** Child side: opens the channel to the parent that the environment names. */
+  openChannel(fd: number): Transport
   /**
    * After a hand-off, before exit() resolves: stops this process's servers
    * accepting on the sockets passed on, if the platform needs it done with

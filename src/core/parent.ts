@@ -1,0 +1,231 @@
+import type { BindSpec } from './address.js'
+import { Channel } from './channel.js'
+import { raceDeadline, type Deadline } from './deadline.js'
+import { HandoverError } from './errors.js'
+import { DEFAULTS } from './options.js'
+import type { OsSocket, PlatformBackend } from './platform.js'
+import {
+  chooseVersion, MAX_HELLO_LINE, MAX_LINE, protocolVersions, type HelloMessage, type Message, type TransferEntry, type UpgradeResultMessage,
+} from './protocol.js'
+
+/**
+ * What a process that handover started talks to: the previous generation
+ * (which started it with upgrade()), or the supervisor (`handover run`,
+ * which started it as a worker). Both send the sockets in a hello and wait
+ * for ready; what differs is said as capabilities, so that the Upgrader
+ * asks what it can do rather than which kind of parent it has.
+ */
+export interface Parent {
+  readonly pid: number
+  /** The sockets it passed, as its hello described them. */
+  readonly sockets: TransferEntry[]
+  /** The protocol version chosen from its hello. */
+  readonly version: number
+  readonly hasExited: boolean
+  /** Resolves when it has exited (EOF on the channel). */
+  readonly exited: Promise<void>
+  /** Resolves when it says it handed over (it made this process the service's main one), or has exited. */
+  readonly handedOver: Promise<void>
+  /** Resolves when it tells this process to leave (a newer generation serves), or has gone; never, for a previous generation. */
+  readonly leave: Promise<void>
+  /** True if it keeps the service's pid file (the supervisor): this process then writes none. */
+  readonly keepsPidFile: boolean
+  /** Tells it this process serves, on the sockets with these keys; a parent that has already gone is fine. */
+  sendReady(keys: string[]): Promise<void>
+  /** Resolves once it has exited, keeping this process alive meanwhile; rejects as the deadline says. */
+  waitForExit(deadline: Deadline): Promise<void>
+  /**
+   * Present if the parent starts the next generation itself (the supervisor,
+   * for all its workers at once): upgrade() asks it. Absent: this process
+   * starts its own successor.
+   */
+  upgrade?(): Promise<{ pid: number; pids: number[] }>
+  /**
+   * Present if the parent binds sockets this process asks for (the
+   * supervisor holds every listening socket, so that one accept queue per
+   * address outlives every worker). Absent: this process binds its own.
+   */
+  bind?(spec: BindSpec): OsSocket
+}
+
+/** Opens the inherited channel and waits for the parent's hello; `requestFd` is set for a worker of `handover run`. */
+export async function connectParent(backend: PlatformBackend, channelFd: number, requestFd: number | undefined, timeout: number): Promise<Parent> {
+  const { channel, hello, version } = await greet(backend, channelFd, timeout)
+  return requestFd === undefined
+    ? new ParentLink(channel, hello, version)
+    : new SupervisorParent(channel, hello, version, backend, requestFd)
+}
+
+/**
+ * Waits for the hello. Everything that can be wrong with it is
+ * ERR_BAD_INHERITANCE, except a parent with no protocol version in common:
+ * ERR_INCOMPATIBLE, which is also sent to the parent (a 'refused' line) so
+ * that its upgrade() says why.
+ */
+async function greet(backend: PlatformBackend, channelFd: number, timeout: number): Promise<{ channel: Channel; hello: HelloMessage; version: number }> {
+  const channel = new Channel(backend.openChannel(channelFd), MAX_HELLO_LINE)
+  let timer: NodeJS.Timeout | undefined
+  try {
+    const hello = await new Promise<HelloMessage>((resolve, reject) => {
+      const bad = (why: string, cause?: unknown): void =>
+        reject(new HandoverError('ERR_BAD_INHERITANCE', `bad channel from the parent: ${why}`, { cause }))
+      channel.on('message', (m: Message) => (m.type === 'hello' ? resolve(m) : bad(`expected hello, got ${m.type}`)))
+      channel.on('error', (err: Error) => bad(err.message, err))
+      channel.once('close', () => bad('it closed before the parent said hello'))
+      timer = setTimeout(() => bad(`no hello within ${timeout} ms`), timeout)
+    })
+    channel.removeAllListeners()
+    channel.limitLines(MAX_LINE)
+    let version: number
+    try {
+      version = chooseVersion(hello, protocolVersions)
+    } catch (err) {
+      const { code, message } = err as HandoverError
+      // Bounded, so that a refusal never hangs create(); a parent gone meanwhile is fine.
+      let bound: NodeJS.Timeout | undefined
+      await Promise.race([channel.send({ type: 'refused', code, message }), new Promise((r) => (bound = setTimeout(r, 1000)))])
+      clearTimeout(bound)
+      throw err
+    }
+    return { channel, hello, version }
+  } catch (err) {
+    channel.removeAllListeners()
+    channel.destroy()
+    throw err
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** The previous generation, which started this one with upgrade(). */
+class ParentLink implements Parent {
+  readonly pid: number
+  readonly sockets: TransferEntry[]
+  readonly exited: Promise<void>
+  readonly handedOver: Promise<void>
+  readonly leave: Promise<void> = new Promise(() => {})
+  readonly keepsPidFile: boolean = false
+  private exitedFlag = false
+  private waiters = 0
+
+  constructor(protected readonly channel: Channel, hello: HelloMessage, readonly version: number) {
+    this.pid = hello.parentPid
+    this.sockets = hello.sockets
+    this.exited = new Promise((resolve) => {
+      const done = (): void => {
+        this.exitedFlag = true
+        resolve()
+      }
+      if (channel.closed) done()
+      else channel.once('close', done)
+    })
+    this.handedOver = this.when('handed-over')
+    // Anything the parent says that this release does not know, or a broken line, can only be ignored.
+    channel.on('error', () => {})
+    channel.unref()
+  }
+
+  get hasExited(): boolean {
+    return this.exitedFlag
+  }
+
+  /** Resolves when the parent says `type`, or has exited. */
+  protected when(type: Message['type']): Promise<void> {
+    return new Promise((resolve) => {
+      this.channel.on('message', (m: Message) => m.type === type && resolve())
+      void this.exited.then(resolve)
+    })
+  }
+
+  /** Waiters keep the process alive; otherwise the channel must not. */
+  protected ref(): void {
+    this.waiters++
+    this.channel.ref()
+  }
+
+  protected unref(): void {
+    if (--this.waiters === 0) this.channel.unref()
+  }
+
+  waitForExit(deadline: Deadline): Promise<void> {
+    this.ref()
+    return raceDeadline(this.exited, deadline).finally(() => this.unref())
+  }
+
+  sendReady(keys: string[]): Promise<void> {
+    return this.channel.send({ type: 'ready', pid: process.pid, version: this.version, keys })
+  }
+}
+
+/**
+ * The supervisor of `handover run`. It starts every generation (upgrade()
+ * asks it), tells this worker when to drain (`leave`), and binds the
+ * sockets the worker asks for over a second channel (`bind`).
+ */
+class SupervisorParent extends ParentLink {
+  override readonly leave: Promise<void>
+  override readonly keepsPidFile = true
+  private upgradeWaiter?: (result: UpgradeResultMessage) => void
+
+  constructor(channel: Channel, hello: HelloMessage, version: number, private readonly backend: PlatformBackend, private readonly requestFd: number) {
+    super(channel, hello, version)
+    this.leave = this.when('drain')
+    channel.on('message', (m: Message) => m.type === 'upgrade-result' && this.answerUpgrade(m))
+    void this.exited.then(() => this.answerUpgrade({ type: 'upgrade-result', ok: false, code: 'ERR_STOPPED', message: 'the supervisor has gone' }))
+  }
+
+  /**
+   * Asks for a new generation and waits for the answer, keeping the
+   * process alive meanwhile. One at a time; the supervisor's own checks
+   * (ERR_UPGRADE_IN_PROGRESS...) apply.
+   */
+  async upgrade(): Promise<{ pid: number; pids: number[] }> {
+    if (this.upgradeWaiter) throw new HandoverError('ERR_UPGRADE_IN_PROGRESS', 'this worker already asked for an upgrade')
+    if (this.hasExited) throw new HandoverError('ERR_STOPPED', 'the supervisor has gone')
+    const answer = new Promise<UpgradeResultMessage>((resolve) => (this.upgradeWaiter = resolve))
+    this.ref()
+    let result: UpgradeResultMessage
+    try {
+      await this.channel.send({ type: 'upgrade-request' })
+      result = await answer
+    } finally {
+      this.unref()
+    }
+    if (!result.ok || !result.pids?.length) {
+      throw new HandoverError(result.code ?? 'ERR_SUPERVISOR', result.message ?? 'the supervisor refused the upgrade')
+    }
+    return { pid: result.pids[0], pids: result.pids }
+  }
+
+  private answerUpgrade(result: UpgradeResultMessage): void {
+    const waiter = this.upgradeWaiter
+    this.upgradeWaiter = undefined
+    waiter?.(result)
+  }
+
+  /**
+   * The supervisor's socket for `spec`: it binds it once and sends the same
+   * socket to every worker that asks. Blocks, bounded: listen() is
+   * synchronous in Node, and the answer comes from another process, which
+   * is not waiting on this one.
+   */
+  bind(spec: BindSpec): OsSocket {
+    const request = { type: 'socket', network: spec.network, address: spec.requested }
+    let answer: { line: string; socket?: OsSocket }
+    try {
+      answer = this.backend.requestSocket(this.requestFd, `${JSON.stringify(request)}\n`, DEFAULTS.socketRequestTimeout)
+    } catch (err) {
+      const e = err as { syscall?: string; message?: string }
+      throw new HandoverError('ERR_SUPERVISOR', `the supervisor did not answer the request for ${spec.network} ${spec.requested}: ${e.syscall ?? ''} ${e.message ?? String(err)}`, { cause: err })
+    }
+    let reply: { ok?: boolean; code?: string; message?: string }
+    try {
+      reply = JSON.parse(answer.line) as typeof reply
+    } catch {
+      reply = { ok: false, code: 'ERR_PROTOCOL', message: `the supervisor answered ${JSON.stringify(answer.line.slice(0, 80))}` }
+    }
+    if (reply.ok === true && answer.socket !== undefined) return answer.socket
+    if (answer.socket !== undefined) this.backend.close(answer.socket)
+    throw new HandoverError(reply.code ?? 'ERR_PROTOCOL', reply.message ?? 'the supervisor sent no socket')
+  }
+}
