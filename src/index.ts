@@ -1,6 +1,6 @@
 export { Upgrader } from './api/upgrader.js'
 export type { UpgradeResult } from './api/upgrader.js'
-export type { UpgraderOptions, UpgradeOptions, WaitOptions, ListenOptions, DrainOptions } from './core/options.js'
+export type { UpgraderOptions, UpgraderEvent, UpgradeOptions, WaitOptions, ListenOptions, DrainOptions } from './core/options.js'
 export { Listener } from './core/listeners.js'
 export { notify } from './service/systemd.js'
 export type { NotifyFields, NotifyValue } from './service/systemd.js'

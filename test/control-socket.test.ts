@@ -65,24 +65,29 @@ describe('control socket and the handover CLI', () => {
     expect(await cli('status', '--socket', ctl)).toMatchObject({ status: 0, answer: { pid: first } })
   })
 
-  it('a concurrent request gets ERR_UPGRADE_IN_PROGRESS; --timeout kills a child that never gets ready', async () => {
+  it('--timeout kills a child that never gets ready; a request during an upgrade is queued and answered with the follow-up generation', async () => {
     const { f, ctl, port } = await start()
     const first = f.current
     await f.admin(first, '/next?FIXTURE_MODE=hang')
-
-    const from = f.events.length
-    const pending = cli('upgrade', '--socket', ctl)
-    const hanging = await f.waitFor((e) => e.event === 'hanging', 15_000, from)
-    expect(await cli('upgrade', '--socket', ctl)).toMatchObject({ status: 1, answer: { ok: false, code: 'ERR_UPGRADE_IN_PROGRESS' } })
-    // Ending the stuck child settles the first request.
-    process.kill(hanging.pid, 'SIGKILL')
-    expect(await pending).toMatchObject({ status: 1, answer: { ok: false, code: 'ERR_CHILD_EXITED' } })
-
     const timedOut = await cli('upgrade', '--socket', ctl, '--timeout', '2000')
     expect(timedOut).toMatchObject({ status: 1, answer: { ok: false, code: 'ERR_UPGRADE_TIMEOUT' } })
     // The child was killed (and reaped) before the answer.
     expect(f.alive()).toEqual([first])
     expect(await pidAt({ port })).toBe(first)
+
+    const from = f.events.length
+    const pending = cli('upgrade', '--socket', ctl)
+    const hanging = await f.waitFor((e) => e.event === 'hanging', 15_000, from)
+    const queued = cli('upgrade', '--socket', ctl)
+    await new Promise((r) => setTimeout(r, 300))
+    // The release on disk when the second request came: the follow-up starts it.
+    await f.admin(first, '/next?FIXTURE_MODE=ok')
+    // Ending the stuck child settles the first request; the follow-up starts then.
+    process.kill(hanging.pid, 'SIGKILL')
+    expect(await pending).toMatchObject({ status: 1, answer: { ok: false, code: 'ERR_CHILD_EXITED' } })
+    const followUp = await queued
+    expect(followUp).toMatchObject({ status: 0, answer: { ok: true } })
+    expect(await pidAt({ port })).toBe(followUp.answer?.pid)
   })
 
   it('bad commands get ERR_BAD_COMMAND; a command without newline before EOF is read; the CLI refuses bad usage with status 2', async () => {

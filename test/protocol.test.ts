@@ -19,29 +19,31 @@ async function start(extra: Record<string, string> = {}, launcher?: string[]): P
 }
 
 describe('protocol versions', () => {
-  it('a parent that speaks only protocol 2 → ERR_INCOMPATIBLE with the child\'s reason; still serving', async () => {
-    const { f, port } = await start({ FIXTURE_PROTOCOL: '2-2' })
+  it('a parent that speaks only protocol 3 → ERR_INCOMPATIBLE with the child\'s reason; still serving', async () => {
+    const { f, port } = await start({ FIXTURE_PROTOCOL: '3-3' })
     const parent = f.current
-    // The next generation is this release as it is: protocol 1 only.
+    // The next generation is this release as it is: protocols 1 and 2.
     await f.admin(parent, '/next?FIXTURE_PROTOCOL=')
     const failed = await f.admin(parent, '/upgrade')
     expect(failed).toMatchObject({ ok: false, code: 'ERR_INCOMPATIBLE' })
-    expect(failed.message).toMatch(/refused the hand-off: ERR_INCOMPATIBLE: the parent speaks handover protocol version 2, this process speaks version 1/)
+    expect(failed.message).toMatch(/refused the hand-off: ERR_INCOMPATIBLE: the parent speaks handover protocol version 3, this process speaks versions 1 to 2/)
     expect(await pidAt({ port })).toBe(parent)
   })
 
-  it('a release that speaks protocols 1 and 2 hands over to this one (1 only) and back', async () => {
-    const { f, port } = await start({ FIXTURE_PROTOCOL: '1-2' })
+  it('a release that speaks only protocol 1 hands over to this one (1 and 2) and back; one that speaks 2 and 3 agrees on 2', async () => {
+    const { f, port } = await start({ FIXTURE_PROTOCOL: '1-1' })
     await f.admin(f.current, '/next?FIXTURE_PROTOCOL=')
     const { newPid: second } = await f.handoff()
     expect(await pidAt({ port })).toBe(second)
-    await f.admin(second, '/next?FIXTURE_PROTOCOL=1-2')
+    await f.admin(second, '/next?FIXTURE_PROTOCOL=1-1')
     const { newPid: third } = await f.handoff()
     expect(await pidAt({ port })).toBe(third)
-    // 1-2 to 1-2: both speak 2 and agree on it.
-    await f.admin(third, '/next?FIXTURE_PROTOCOL=2-3')
+    await f.admin(third, '/next?FIXTURE_PROTOCOL=')
     const { newPid: fourth } = await f.handoff()
-    expect(await pidAt({ port })).toBe(fourth)
+    // 1-2 to 2-3: both speak 2 and agree on it.
+    await f.admin(fourth, '/next?FIXTURE_PROTOCOL=2-3')
+    const { newPid: fifth } = await f.handoff()
+    expect(await pidAt({ port })).toBe(fifth)
   })
 })
 

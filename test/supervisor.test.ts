@@ -75,10 +75,10 @@ describe('handover run', () => {
     await s.waitForLine(/^handover: upgrade failed: ERR_CHILD_EXITED/)
   })
 
-  it('concurrent upgrades: the second is refused with ERR_UPGRADE_IN_PROGRESS', async () => {
+  it('concurrent upgrades: the second is queued, and answered with the follow-up generation', async () => {
     const port = await freePort()
     const socket = unique('ctl.sock')
-    await Supervised.start(['-w', '2', '--control-socket', socket], 'worker.mjs', { PORT: String(port) })
+    const s = await Supervised.start(['-w', '2', '--control-socket', socket], 'worker.mjs', { PORT: String(port) })
     const { spawn } = await import('node:child_process')
     const { CLI } = await import('./helpers/control.js')
     const run = (): Promise<string> => new Promise((resolve) => {
@@ -87,9 +87,10 @@ describe('handover run', () => {
       child.stdout.on('data', (c: Buffer) => (out += c))
       child.on('exit', () => resolve(out))
     })
-    const answers = (await Promise.all([run(), run()])).map((o) => JSON.parse(o) as { ok: boolean; code?: string })
-    expect(answers.filter((a) => a.ok)).toHaveLength(1)
-    expect(answers.filter((a) => a.code === 'ERR_UPGRADE_IN_PROGRESS')).toHaveLength(1)
+    const answers = (await Promise.all([run(), run()])).map((o) => JSON.parse(o) as { ok: boolean; generation?: number })
+    expect(answers.map((a) => a.ok)).toEqual([true, true])
+    expect(answers.map((a) => a.generation).sort()).toEqual([2, 3])
+    await s.waitForLine(/^handover: upgrade requested during generation 2's start: queued \(1 waiting\)/)
   })
 
   it('a worker that dies is restarted with backoff (100 ms, then 200 ms) while the other keeps serving', async () => {

@@ -3,12 +3,13 @@ import type { PacketNetwork, StreamNetwork } from '../core/address.js'
 import { afterReady } from '../core/after-ready.js'
 import { withCompileCache } from '../core/compile-cache.js'
 import { eitherSignal, waitDeadline, withDeadline } from '../core/deadline.js'
+import { FollowUp } from '../core/follow-up.js'
 import { HandoverError } from '../core/errors.js'
 import { claimInheritance, inClusterWorker, openInheritance, type Inheritance } from '../core/inheritance.js'
 import { Listener, SocketTable } from '../core/listeners.js'
 import {
   checkWaitOptions, listenName, resolveUpgraderOptions, resolveUpgradeOptions,
-  type ListenOptions, type UpgraderSettings, type UpgradeOptions, type UpgraderOptions, type WaitOptions,
+  type ListenOptions, type UpgraderEvent, type UpgraderSettings, type UpgradeOptions, type UpgraderOptions, type WaitOptions,
 } from '../core/options.js'
 import type { Parent } from '../core/parent.js'
 import type { PlatformBackend } from '../core/platform.js'
@@ -18,7 +19,7 @@ import { Successor } from '../core/successor.js'
 import type { ControlServer } from '../service/control-socket.js'
 import { ServiceNotifier } from '../service/systemd.js'
 
-export type { ListenOptions, UpgradeOptions, UpgraderOptions, WaitOptions } from '../core/options.js'
+export type { ListenOptions, UpgraderEvent, UpgradeOptions, UpgraderOptions, WaitOptions } from '../core/options.js'
 
 export interface UpgradeResult {
   /** The pid of the new generation, which is now serving. */
@@ -36,6 +37,8 @@ export class Upgrader {
   private successor?: Successor
   private stopped = false
   private readonly stopController = new AbortController()
+  /** Requests that arrived while an upgrade was under way (queue: true). */
+  private readonly followUp = new FollowUp<UpgradeResult>()
   private resolveExit!: () => void
   private readonly exitPromise = new Promise<void>((resolve) => (this.resolveExit = resolve))
   private readonly notifier = new ServiceNotifier()
@@ -54,6 +57,11 @@ export class Upgrader {
     void parent?.leave.then(() => {
       if (!this.stopped) this.table.closeAll(false)
       this.resolveExit()
+    })
+    // A deploy that arrived at the parent while this process started: the parent no longer serves, so this one runs it.
+    parent?.onUpgradeRequest(() => {
+      this.emit({ type: 'upgrade-requested-by-parent' })
+      return this.upgrade({ queue: true })
     })
   }
 
@@ -171,6 +179,12 @@ export class Upgrader {
    * Starts the next generation and resolves with its pid once it is ready and
    * has outlived the probation; exit() resolves at the same moment. On failure the new process has been
    * killed, this one keeps serving, and a later upgrade() may try again.
+   *
+   * With `queue: true`, a request that arrives while an upgrade is under way
+   * (or just after this process handed over) is not refused: it joins one
+   * follow-up generation, started once the current one settles, and
+   * resolves with that generation's pid. If this process has handed over by
+   * then, its successor starts the follow-up (protocol 2).
    */
   upgrade(options: UpgradeOptions = {}): Promise<UpgradeResult> {
     let waitMs: number
@@ -179,18 +193,24 @@ export class Upgrader {
     } catch (err) {
       return Promise.reject(err)
     }
+    const queue = options.queue === true
     if (this.stopped) return Promise.reject(stoppedError())
     if (this.successor) {
+      if (queue) return this.passOn(this.successor)
       return Promise.reject(new HandoverError('ERR_ALREADY_UPGRADED', `already handed over to process ${this.successor.pid}`))
     }
-    if (this.upgrading) return Promise.reject(new HandoverError('ERR_UPGRADE_IN_PROGRESS', 'an upgrade is already in progress'))
+    if (this.upgrading) {
+      if (!queue) return Promise.reject(new HandoverError('ERR_UPGRADE_IN_PROGRESS', 'an upgrade is already in progress'))
+      this.emit({ type: 'upgrade-queued', waiting: this.followUp.waiting + 1 })
+      return this.followUp.join(options.signal)
+    }
     if (!this.isReady) return Promise.reject(new HandoverError('ERR_NOT_READY', 'call ready() before upgrade()'))
-    if (this.parent?.upgrade) return this.askParentToUpgrade(this.parent.upgrade.bind(this.parent))
-    // Default 0: a caller that did not ask to wait learns at once (today's
-    // behaviour, and what the control socket answers); a wait that can last a
-    // whole drain is the caller's choice, with a bound the caller picks.
-    const parent = this.parent && !this.parent.hasExited ? this.parent : undefined
-    if (parent && waitMs === 0) return Promise.reject(parentNotExited(parent))
+    if (this.parent?.upgrade) return this.track(this.parent.upgrade(queue).then(({ pid }) => ({ pid })))
+    // The parent still serves until it hands over (its probation): the next
+    // generation may start once it has, even while it still drains. Default
+    // 0: a caller that did not ask to wait learns at once.
+    const parent = this.parent && !this.parent.hasHandedOver ? this.parent : undefined
+    if (parent && waitMs === 0) return Promise.reject(parentNotHandedOver(parent))
     this.notifier.reloading()
     const { signal, release } = options.signal
       ? eitherSignal(this.stopController.signal, options.signal)
@@ -200,7 +220,7 @@ export class Upgrader {
     const run = async (): Promise<UpgradeResult> => {
       if (parent) {
         try {
-          await parent.waitForExit({ timeout: waitMs, signal, timedOut: () => parentNotExited(parent, waitMs), aborted: () => signal.reason })
+          await parent.waitForHandOff({ timeout: waitMs, signal, timedOut: () => parentNotHandedOver(parent, waitMs), aborted: () => signal.reason })
         } catch (err) {
           if (!this.stopped) this.notifier.upgradeFailed(err)
           throw err
@@ -208,11 +228,32 @@ export class Upgrader {
       }
       return this.runUpgrade(signal)
     }
-    this.upgrading = run().finally(() => {
-      release()
+    return this.track(run().finally(release))
+  }
+
+  /** Makes `upgrade` the one in progress; once it settles, a follow-up that requests joined meanwhile starts. */
+  private track(upgrade: Promise<UpgradeResult>): Promise<UpgradeResult> {
+    this.upgrading = upgrade
+    void upgrade.then(() => {}, () => {}).then(() => {
       this.upgrading = undefined
+      this.followUp.settle(() => this.upgrade({ queue: true }))
     })
-    return this.upgrading
+    return upgrade
+  }
+
+  /** A deploy this process can no longer run (it handed over): the successor runs it. */
+  private passOn(successor: Successor): Promise<UpgradeResult> {
+    this.emit({ type: 'upgrade-passed-on', pid: successor.pid })
+    return successor.requestUpgrade()
+  }
+
+  /** Tells the onEvent option, if any; a throwing listener is reported, never thrown into handover. */
+  private emit(event: UpgraderEvent): void {
+    try {
+      this.options.onEvent?.(event)
+    } catch (err) {
+      process.emitWarning(`an onEvent listener threw: ${(err as Error)?.message ?? String(err)}`, { type: 'HandoverWarning' })
+    }
   }
 
   /** Resolves when this process should stop serving: a successor is ready, or stop() was called. */
@@ -251,14 +292,6 @@ export class Upgrader {
     const parent = this.parent
     if (!parent || parent.hasExited) return withDeadline(Promise.resolve(), options, 'the parent to exit')
     return parent.waitForExit(waitDeadline(options, 'the parent to exit'))
-  }
-
-  /** A worker does not start generations: its parent, the supervisor, does, for all its workers at once. */
-  private askParentToUpgrade(upgrade: () => Promise<{ pid: number }>): Promise<UpgradeResult> {
-    this.upgrading = upgrade().then(({ pid }) => ({ pid })).finally(() => {
-      this.upgrading = undefined
-    })
-    return this.upgrading
   }
 
   private async runUpgrade(signal: AbortSignal): Promise<UpgradeResult> {
@@ -320,9 +353,10 @@ export class Upgrader {
   }
 }
 
-function parentNotExited(parent: Parent, waitedMs = 0): HandoverError {
-  const how = waitedMs > 0 ? `within ${waitedMs} ms` : 'yet; pass upgrade({ waitForParent: ms }), or await waitForParent() first'
-  return new HandoverError('ERR_PARENT_NOT_EXITED', `the previous process ${parent.pid} has not exited ${how}`)
+/** The parent still serves beside this process (its probation): it has not handed over. */
+function parentNotHandedOver(parent: Parent, waitedMs = 0): HandoverError {
+  const how = waitedMs > 0 ? `within ${waitedMs} ms` : 'yet (its probation); pass upgrade({ waitForParent: ms }) to wait'
+  return new HandoverError('ERR_PARENT_NOT_EXITED', `the previous process ${parent.pid} has not handed over ${how}`)
 }
 
 function stoppedError(): HandoverError {

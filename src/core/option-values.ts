@@ -75,3 +75,8 @@ export function integerOption(name: string, v: unknown, dflt: number, min: numbe
   if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) throw invalidOption(name, v, `a whole number from ${min} to ${max}`)
   return v as number
 }
+
+export function functionOption<F>(name: string, v: F | undefined): F | undefined {
+  if (v !== undefined && typeof v !== 'function') throw invalidOption(name, v, 'a function')
+  return v
+}

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import {
-  booleanOption, checkObject, checkSignal, checkStrings, fileMode, integerOption, invalidOption, msOption, msText, nonEmptyString,
+  booleanOption, checkObject, checkSignal, checkStrings, fileMode, functionOption, integerOption, invalidOption, msOption, msText, nonEmptyString,
 } from './option-values.js'
 
 /**
@@ -102,17 +102,37 @@ export interface UpgraderOptions {
    * private per-user directory; see compile-cache.ts. Default true.
    */
   compileCache?: boolean
+  /** Told what handover does on its own (a queued upgrade...); see UpgraderEvent. */
+  onEvent?: (event: UpgraderEvent) => void
 }
+
+/** What the Upgrader tells the onEvent option. */
+export type UpgraderEvent =
+  /** upgrade({ queue: true }) joined the follow-up of the upgrade under way; `waiting` requests have. */
+  | { type: 'upgrade-queued'; waiting: number }
+  /** A queued request reached this process after it handed over: its successor `pid` runs it. */
+  | { type: 'upgrade-passed-on'; pid: number }
+  /** The previous generation passed on a deploy requested while this one started: this one runs it. */
+  | { type: 'upgrade-requested-by-parent' }
 
 export interface UpgradeOptions {
   /** Aborting it kills the new process; upgrade() rejects with ERR_ABORTED. */
   signal?: AbortSignal
   /**
-   * In a new generation whose parent is still draining: milliseconds to wait
-   * for the parent to exit before starting the next one. Default 0: reject
-   * at once with ERR_PARENT_NOT_EXITED, as when the wait runs out.
+   * In a new generation whose parent has not handed over yet (its
+   * probation): milliseconds to wait for the hand-off before starting the
+   * next one. Default 0: reject at once with ERR_PARENT_NOT_EXITED, as when
+   * the wait runs out. A parent that has handed over and only drains does
+   * not hold an upgrade up.
    */
   waitForParent?: number
+  /**
+   * If an upgrade is under way, join one follow-up generation started once
+   * it settles, instead of failing with ERR_UPGRADE_IN_PROGRESS; also after
+   * this process handed over (its successor starts it). Resolves with the
+   * follow-up's pid. Default false.
+   */
+  queue?: boolean
 }
 
 export interface WaitOptions {
@@ -144,6 +164,7 @@ export interface UpgraderSettings {
   controlSocketMode: number
   probation: number
   compileCache: boolean
+  onEvent?: (event: UpgraderEvent) => void
 }
 
 /** Checks every option (ERR_INVALID_OPTION) and fills in the defaults. */
@@ -165,6 +186,7 @@ export function resolveUpgraderOptions(o: UpgraderOptions): UpgraderSettings {
     cwd,
     env: o.env,
     compileCache: booleanOption('compileCache', o.compileCache, true),
+    onEvent: functionOption('onEvent', o.onEvent),
   }
 }
 
@@ -184,6 +206,7 @@ export function resolveUpgradeOptions(options: UpgradeOptions | undefined): numb
   if (options === undefined) return 0
   checkObject('options', options)
   checkSignal(options.signal)
+  booleanOption('queue', options.queue, false)
   return msOption('waitForParent', options.waitForParent, 0, 0)
 }
 
@@ -327,7 +350,7 @@ export function resolveSupervisorOptions(o: SupervisorOptions): SupervisorSettin
   if (typeof o.script !== 'string' || o.script === '') throw invalidOption('script', o.script, 'the path of the app to run')
   const workers = o.workers === 'max' ? availableParallelism() : integerOption('workers', o.workers, DEFAULTS.workers, 1, MAX_WORKERS)
   if (o.env !== undefined) checkObject('env', o.env)
-  if (o.log !== undefined && typeof o.log !== 'function') throw invalidOption('log', o.log, 'a function')
+  functionOption('log', o.log)
   const cwd = nonEmptyString('cwd', o.cwd) ?? process.cwd()
   const pidFile = nonEmptyString('pidFile', o.pidFile)
   return {

@@ -26,6 +26,8 @@ export interface Parent {
   readonly exited: Promise<void>
   /** Resolves when it says it handed over (it made this process the service's main one), or has exited. */
   readonly handedOver: Promise<void>
+  /** True once it handed over or exited: it serves no more (it may still drain), and this process may start the next generation. */
+  readonly hasHandedOver: boolean
   /** Resolves when it tells this process to leave (a newer generation serves), or has gone; never, for a previous generation. */
   readonly leave: Promise<void>
   /** True if it keeps the service's pid file (the supervisor): this process then writes none. */
@@ -34,12 +36,20 @@ export interface Parent {
   sendReady(keys: string[]): Promise<void>
   /** Resolves once it has exited, keeping this process alive meanwhile; rejects as the deadline says. */
   waitForExit(deadline: Deadline): Promise<void>
+  /** Resolves once it has handed over (or exited), keeping this process alive meanwhile; rejects as the deadline says. */
+  waitForHandOff(deadline: Deadline): Promise<void>
+  /**
+   * Who answers a deploy the parent passes on (protocol 2): one that was
+   * requested while this process was starting, and so could not be run by
+   * the parent, which no longer serves.
+   */
+  onUpgradeRequest(handler: () => Promise<{ pid: number }>): void
   /**
    * Present if the parent starts the next generation itself (the supervisor,
    * for all its workers at once): upgrade() asks it. Absent: this process
    * starts its own successor.
    */
-  upgrade?(): Promise<{ pid: number; pids: number[] }>
+  upgrade?(queue: boolean): Promise<{ pid: number; pids: number[] }>
   /**
    * Present if the parent binds sockets this process asks for (the
    * supervisor holds every listening socket, so that one accept queue per
@@ -106,7 +116,9 @@ class ParentLink implements Parent {
   readonly leave: Promise<void> = new Promise(() => {})
   readonly keepsPidFile: boolean = false
   private exitedFlag = false
+  private handedOverFlag = false
   private waiters = 0
+  private upgradeHandler?: () => Promise<{ pid: number }>
 
   constructor(protected readonly channel: Channel, hello: HelloMessage, readonly version: number) {
     this.pid = hello.parentPid
@@ -120,6 +132,8 @@ class ParentLink implements Parent {
       else channel.once('close', done)
     })
     this.handedOver = this.when('handed-over')
+    void this.handedOver.then(() => (this.handedOverFlag = true))
+    channel.on('message', (m: Message) => m.type === 'upgrade-request' && this.answerUpgradeRequest(m.id))
     // Anything the parent says that this release does not know, or a broken line, can only be ignored.
     channel.on('error', () => {})
     channel.unref()
@@ -127,6 +141,25 @@ class ParentLink implements Parent {
 
   get hasExited(): boolean {
     return this.exitedFlag
+  }
+
+  get hasHandedOver(): boolean {
+    return this.handedOverFlag || this.exitedFlag
+  }
+
+  onUpgradeRequest(handler: () => Promise<{ pid: number }>): void {
+    this.upgradeHandler = handler
+  }
+
+  /** Runs the deploy the parent passed on and tells it how it went, keeping this process alive meanwhile. */
+  private answerUpgradeRequest(id: number | undefined): void {
+    const handler = this.upgradeHandler
+    this.ref()
+    const run = handler ? handler() : Promise.reject(new HandoverError('ERR_UNSUPPORTED', 'this process takes no upgrade requests'))
+    void run.then(
+      ({ pid }) => this.channel.send({ type: 'upgrade-result', id, ok: true, pids: [pid] }),
+      (err: HandoverError) => this.channel.send({ type: 'upgrade-result', id, ok: false, code: err?.code ?? 'ERR_UNKNOWN', message: err?.message ?? String(err) }),
+    ).finally(() => this.unref())
   }
 
   /** Resolves when the parent says `type`, or has exited. */
@@ -150,6 +183,11 @@ class ParentLink implements Parent {
   waitForExit(deadline: Deadline): Promise<void> {
     this.ref()
     return raceDeadline(this.exited, deadline).finally(() => this.unref())
+  }
+
+  waitForHandOff(deadline: Deadline): Promise<void> {
+    this.ref()
+    return raceDeadline(this.handedOver, deadline).finally(() => this.unref())
   }
 
   sendReady(keys: string[]): Promise<void> {
@@ -177,16 +215,16 @@ class SupervisorParent extends ParentLink {
   /**
    * Asks for a new generation and waits for the answer, keeping the
    * process alive meanwhile. One at a time; the supervisor's own checks
-   * (ERR_UPGRADE_IN_PROGRESS...) apply.
+   * (ERR_UPGRADE_IN_PROGRESS, unless `queue`) apply.
    */
-  async upgrade(): Promise<{ pid: number; pids: number[] }> {
+  async upgrade(queue: boolean): Promise<{ pid: number; pids: number[] }> {
     if (this.upgradeWaiter) throw new HandoverError('ERR_UPGRADE_IN_PROGRESS', 'this worker already asked for an upgrade')
     if (this.hasExited) throw new HandoverError('ERR_STOPPED', 'the supervisor has gone')
     const answer = new Promise<UpgradeResultMessage>((resolve) => (this.upgradeWaiter = resolve))
     this.ref()
     let result: UpgradeResultMessage
     try {
-      await this.channel.send({ type: 'upgrade-request' })
+      await this.channel.send({ type: 'upgrade-request', ...(queue && { queue }) })
       result = await answer
     } finally {
       this.unref()

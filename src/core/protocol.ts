@@ -8,8 +8,12 @@ import { HandoverError } from './errors.js'
  * version of the major reads (new fields are optional and ignored by readers
  * that do not know them). So any two releases of one major hand over in both
  * directions. Mutable only for tests, which play a release with another range.
+ *
+ * Version 2 adds a generation passing a deploy it could not run on to the
+ * next one (upgrade-request, and upgrade-result back). A message of a
+ * version is sent only to a peer that chose it.
  */
-export const protocolVersions: VersionRange = { min: 1, max: 1 }
+export const protocolVersions: VersionRange = { min: 1, max: 2 }
 
 export interface VersionRange {
   min: number
@@ -91,14 +95,24 @@ export interface DrainMessage {
   type: 'drain'
 }
 
-/** Worker to supervisor: `upg.upgrade()` in a worker asks for a new generation. */
+/**
+ * Worker to supervisor: `upg.upgrade()` in a worker asks for a new
+ * generation (`queue`: join a follow-up if one is under way). Protocol 2,
+ * a generation to the next one it handed over to: a deploy requested while
+ * the next one started; run it.
+ */
 export interface UpgradeRequestMessage {
   type: 'upgrade-request'
+  queue?: boolean
+  /** Between generations: echoed in the upgrade-result, so that answers find their requests. */
+  id?: number
 }
 
-/** Supervisor to worker: how the generation asked for went. */
+/** The answer to an upgrade-request: how the generation asked for went. */
 export interface UpgradeResultMessage {
   type: 'upgrade-result'
+  /** The id of the upgrade-request it answers, if that had one. */
+  id?: number
   ok: boolean
   /** The new workers' pids. */
   pids?: number[]

@@ -46,6 +46,8 @@ export class Successor {
   readonly ready: Promise<void>
   readonly exited: Promise<SuccessorExit>
   private drainTimer?: NodeJS.Timeout
+  /** Upgrade requests passed on so far, to number the next. */
+  private upgradeRequests = 0
 
   private constructor(
     readonly process: ChildProcess,
@@ -251,6 +253,35 @@ export class Successor {
     this.channel.on('error', () => {})
     this.channel.unref()
     this.process.unref()
+  }
+
+  /**
+   * Protocol 2, after the hand-off: passes on a deploy that was requested
+   * while this successor started (this process no longer serves, so the
+   * successor must run it), and resolves with the pid of the generation it
+   * started. Keeps this process alive meanwhile.
+   */
+  async requestUpgrade(): Promise<{ pid: number }> {
+    if (this.version < 2) {
+      throw new HandoverError('ERR_INCOMPATIBLE', `${this.name} speaks protocol ${this.version}, which cannot take a queued upgrade: ask it directly`)
+    }
+    if (this.ended()) throw new HandoverError('ERR_CHILD_EXITED', `${this.name} has exited`, { pid: this.pid })
+    this.channel.ref()
+    let onMessage = (_m: Message): void => {}
+    try {
+      const result = await new Promise<Message & { type: 'upgrade-result' }>((resolve, reject) => {
+        const id = ++this.upgradeRequests
+        onMessage = (m) => m.type === 'upgrade-result' && m.id === id && resolve(m)
+        this.channel.on('message', onMessage)
+        void this.exited.then(({ code, signal }) => reject(new HandoverError('ERR_CHILD_EXITED', `${this.name} exited with ${signal ? `signal ${signal}` : `code ${code}`} before it answered the queued upgrade`, { pid: this.pid })))
+        this.send({ type: 'upgrade-request', id })
+      })
+      if (!result.ok || !result.pids?.length) throw new HandoverError(result.code ?? 'ERR_UNKNOWN', result.message ?? `${this.name} refused the queued upgrade`)
+      return { pid: result.pids[0] }
+    } finally {
+      this.channel.removeListener('message', onMessage)
+      this.channel.unref()
+    }
   }
 
   kill(): void {

@@ -8,7 +8,7 @@ import { HandoverError } from '../core/errors.js'
 import { inClusterWorker, inheritanceOwner, openInheritance, type Inheritance } from '../core/inheritance.js'
 import type { Listener } from '../core/listeners.js'
 import { withDeadline } from '../core/deadline.js'
-import { DEFAULTS, readPreloadSettings, type PreloadSettings } from '../core/options.js'
+import { DEFAULTS, readPreloadSettings, type PreloadSettings, type UpgraderEvent } from '../core/options.js'
 import { Upgrader } from '../api/upgrader.js'
 import { platformBackend } from '../backend/index.js'
 import { installHooks, type Original } from './hooks.js'
@@ -84,7 +84,7 @@ export class Preload {
   private ensureUpgrader(): Upgrader {
     if (!this.upgrader) {
       const { pidFile, readyTimeout } = this.settings
-      this.upgrader = Upgrader.forPreload(this.inheritance!, { pidFile, readyTimeout })
+      this.upgrader = Upgrader.forPreload(this.inheritance!, { pidFile, readyTimeout, onEvent: sayEvent })
       this.signals = new ProcessSignals(this.upgrader, this.settings, (force) => this.retire(force), this.ready)
       void this.upgrader.exit().then(() => {
         if (this.signals?.shutdownIsTheApps) return
@@ -211,6 +211,16 @@ export class Preload {
     })()
     return this.retiring
   }
+}
+
+/** The Upgrader's own doings, one line each on stderr, as the signals' are. */
+function sayEvent(event: UpgraderEvent): void {
+  const line = event.type === 'upgrade-queued'
+    ? `upgrade queued (${event.waiting} waiting): one follow-up generation starts when the upgrade under way settles`
+    : event.type === 'upgrade-passed-on'
+      ? `upgrade passed on to pid ${event.pid}, which serves now`
+      : 'upgrading: a deploy reached the previous generation while this one started'
+  process.stderr.write(`handover: ${line}\n`)
 }
 
 function adopt(server: Server, original: Original, listener: Listener, request: ListenRequest): void {

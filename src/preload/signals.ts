@@ -12,8 +12,8 @@ type StopSignal = 'SIGTERM' | 'SIGINT'
  * a process that never serves (npm, a build step under NODE_OPTIONS) keeps
  * Node's defaults.
  *
- * - SIGHUP upgrades, and says how it went in one line on stderr. While the
- *   previous generation is still draining, it waits for it to exit first.
+ * - SIGHUP upgrades, and says how it went in one line on stderr. One that
+ *   arrives while an upgrade is under way is queued (upgradeSoon()).
  * - SIGTERM and SIGINT stop: no more upgrades, a starting child is killed,
  *   and, unless the app has a handler of its own for that signal, every
  *   server is drained and the process exits 0. A second one exits at once
@@ -26,7 +26,6 @@ export class ProcessSignals {
   /** Set when the app's own handler took a stop signal: the exit is the app's. */
   shutdownIsTheApps = false
   private stopping = false
-  private upgrading = false
   private readonly force = new AbortController()
 
   constructor(
@@ -42,35 +41,39 @@ export class ProcessSignals {
 
   private readonly onHangUp = (): void => {
     const started = performance.now()
-    if (this.upgrading) return say('upgrade failed: ERR_UPGRADE_IN_PROGRESS: an upgrade is already in progress')
-    this.upgrading = true
-    this.upgradeAfterParent().then(
+    this.upgradeSoon().then(
       ({ pid }) => say(`upgraded to pid ${pid} in ${Math.round(performance.now() - started)} ms`),
       (err: HandoverError) => say(`upgrade failed: ${err.code ?? 'ERR_UNKNOWN'}: ${err.message}`),
-    ).finally(() => (this.upgrading = false))
+    )
   }
 
+  /** Upgrade requests that arrived while this generation was still starting: one upgrade, once it is ready. */
+  private afterStart?: Promise<{ pid: number }>
+
   /**
-   * A deploy right after the last one must not be lost: while this
-   * generation is still starting, or the previous one still draining, the
-   * upgrade waits for that (bounded) instead of failing.
+   * No deploy is lost: one that arrives while an upgrade is under way joins
+   * the follow-up generation (the Upgrader's queue, which says so through
+   * onEvent); one that arrives while this generation still starts, or while
+   * its parent has not handed over yet (its probation), waits for that,
+   * bounded, and all such requests make one upgrade.
    */
-  private async upgradeAfterParent(): Promise<{ pid: number }> {
+  private async upgradeSoon(): Promise<{ pid: number }> {
     const { readyTimeout, drainTimeout, exitGrace } = this.settings
     try {
-      return await this.upgrader.upgrade()
+      return await this.upgrader.upgrade({ queue: true })
     } catch (err) {
       const code = (err as HandoverError).code
       if (code === 'ERR_NOT_READY') {
-        say('waiting for this generation to be ready before upgrading')
-        await withDeadline(this.whenReady, { timeout: readyTimeout }, 'this generation to be ready')
-      } else if (code === 'ERR_PARENT_NOT_EXITED') {
-        say('waiting for the previous generation to finish draining before upgrading')
-      } else {
-        throw err
+        say('this generation is still starting: the upgrade starts once it is ready')
+        this.afterStart ??= withDeadline(this.whenReady, { timeout: readyTimeout }, 'this generation to be ready')
+          .then(() => this.upgrader.upgrade({ queue: true, waitForParent: drainTimeout + exitGrace + 5_000 }))
+        return this.afterStart
       }
-      // The Upgrader's own bounded wait for a parent that is still draining.
-      return this.upgrader.upgrade({ waitForParent: drainTimeout + exitGrace + 5_000 })
+      if (code === 'ERR_PARENT_NOT_EXITED') {
+        say('the previous generation has not handed over yet (its probation): the upgrade starts once it has')
+        return this.upgrader.upgrade({ queue: true, waitForParent: drainTimeout + exitGrace + 5_000 })
+      }
+      throw err
     }
   }
 

@@ -5,8 +5,8 @@ import { MAX_TIMEOUT, parseMs } from '../core/options.js'
 
 /** What the control socket can ask of the Upgrader. */
 export interface ControlTarget {
-  /** Resolves with the new pid, and anything else the answer should carry. */
-  upgrade(options: { signal?: AbortSignal }): Promise<{ pid: number }>
+  /** Resolves with the new pid, and anything else the answer should carry. `queue`: join a follow-up of an upgrade under way. */
+  upgrade(options: { signal?: AbortSignal; queue?: boolean }): Promise<{ pid: number }>
   readonly hasParent: boolean
   /** The supervisor's fuller status (workers, generation); the Upgrader has none. */
   status?(): object
@@ -31,6 +31,8 @@ interface FileIdentity {
  * the old generation stops accepting on it once it has handed over. Commands:
  *
  *   upgrade [timeout-ms]  -> {"ok":true,"pid":<new pid>} | {"ok":false,"code":..,"message":..}
+ *                            (during another upgrade: queued, and answered
+ *                            with the follow-up generation that includes it)
  *   status                -> {"ok":true,"pid":<serving pid>,"hasParent":..}
  *                            plus socketPathMissing / socketPathReplaced: true
  *                            when the path no longer leads to this socket
@@ -164,7 +166,8 @@ async function run(line: string, target: ControlTarget, pathState: () => Record<
 async function upgrade(target: ControlTarget, timeout: number | undefined): Promise<ControlAnswer> {
   const signal = timeout === undefined ? undefined : AbortSignal.timeout(timeout)
   try {
-    const result = await target.upgrade({ signal })
+    // A deploy that arrives during another one is queued, and answered with the generation that includes it.
+    const result = await target.upgrade({ signal, queue: true })
     return { ...result, ok: true }
   } catch (err) {
     const e = err as { code?: string; message?: string }

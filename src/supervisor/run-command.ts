@@ -93,7 +93,8 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   process.on('SIGTERM', onStop)
   process.on('SIGINT', onStop)
-  process.on('SIGHUP', () => void supervisor?.upgrade().catch(() => {}))
+  // A deploy during another one is queued, never dropped: the supervisor says so in one line.
+  process.on('SIGHUP', () => void supervisor?.upgrade({ queue: true }).catch(() => {}))
   try {
     supervisor = await Supervisor.start(options)
   } catch (err) {

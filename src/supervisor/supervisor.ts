@@ -9,6 +9,7 @@ import type { PlatformBackend } from '../core/platform.js'
 import { removeOwnPidFile, writePidFile } from '../core/pidfile.js'
 import type { ControlServer, ControlTarget } from '../service/control-socket.js'
 import { monotonicUsec, notify } from '../service/systemd.js'
+import { FollowUp } from '../core/follow-up.js'
 import { Generations, type GenerationResult } from './generations.js'
 import { markNodeChild } from './reaper.js'
 import { statusLine, supervisorStatus, type SupervisorStatus } from './status.js'
@@ -33,6 +34,8 @@ export class Supervisor {
   /** Every worker not yet exited, whatever its role: stop() reaches each. */
   private readonly live = new Set<Worker>()
   private upgrading?: Promise<GenerationResult>
+  /** Deploys requested while one was under way: one follow-up generation for all of them. */
+  private readonly followUp = new FollowUp<GenerationResult>()
   private stopping?: Promise<void>
   private control?: ControlServer
   private resolveDone!: () => void
@@ -90,10 +93,17 @@ export class Supervisor {
    * the old ones have been told to drain; an old generation still draining
    * does not hold it up. On failure every new worker is killed and the
    * current generation keeps serving (with --rolling, see Generations.startRolling()).
+   * With `queue`, a request during an upgrade joins one follow-up
+   * generation, started once the current one settles, and resolves with it.
    */
-  upgrade(): Promise<GenerationResult> {
+  upgrade(options: { queue?: boolean; signal?: AbortSignal } = {}): Promise<GenerationResult> {
     if (this.stopping) return Promise.reject(new HandoverError('ERR_STOPPED', 'the supervisor is stopping'))
-    if (this.upgrading) return Promise.reject(new HandoverError('ERR_UPGRADE_IN_PROGRESS', 'an upgrade is already in progress'))
+    if (this.upgrading) {
+      if (!options.queue) return Promise.reject(new HandoverError('ERR_UPGRADE_IN_PROGRESS', 'an upgrade is already in progress'))
+      const waiting = this.followUp.waiting + 1
+      this.say(`upgrade requested during generation ${this.generations.current + 1}'s start: queued (${waiting} waiting); one follow-up generation starts when it settles`)
+      return this.followUp.join(options.signal)
+    }
     notify({ RELOADING: 1, MONOTONIC_USEC: monotonicUsec() })
     const { generations } = this
     this.upgrading = (this.options.rolling ? generations.startRolling() : generations.startAll()).then(
@@ -108,7 +118,10 @@ export class Supervisor {
         this.say(`upgrade failed: ${err.code}: ${err.message}`)
         throw err
       },
-    ).finally(() => (this.upgrading = undefined))
+    ).finally(() => {
+      this.upgrading = undefined
+      this.followUp.settle(() => this.upgrade({ queue: true }))
+    })
     return this.upgrading
   }
 
@@ -153,8 +166,8 @@ export class Supervisor {
         const listener = this.table.listen(network, address, packet)
         return { socket: listener.fd as number, key: this.table.keyOf(network, address, packet) }
       },
-      onUpgradeRequest: (w) => {
-        this.upgrade().then(
+      onUpgradeRequest: (w, queue) => {
+        this.upgrade({ queue }).then(
           ({ pids }) => w.send({ type: 'upgrade-result', ok: true, pids }),
           (err: HandoverError) => w.send({ type: 'upgrade-result', ok: false, code: err.code, message: err.message }),
         )
@@ -187,8 +200,8 @@ export class Supervisor {
   private controlTarget(): ControlTarget {
     return {
       hasParent: false,
-      upgrade: async () => {
-        const { pids, generation } = await this.upgrade()
+      upgrade: async ({ queue, signal }) => {
+        const { pids, generation } = await this.upgrade({ queue, signal })
         return { pid: pids[0], pids, generation }
       },
       status: () => this.status(),

@@ -14,7 +14,7 @@ export interface WorkerSpawn extends Omit<SpawnRequest, 'worker'> {
   signal?: AbortSignal
   /** Binds (or finds) the socket a worker asks for; returns an fd for it that the caller may close, and its key. */
   provideSocket(network: string, address: string): { socket: OsSocket; key: string }
-  onUpgradeRequest(worker: Worker): void
+  onUpgradeRequest(worker: Worker, queue: boolean): void
 }
 
 /**
@@ -44,7 +44,7 @@ export class Worker {
       // Every socket is the supervisor's: no worker removes a unix socket file.
       sockets: options.sockets.map((s) => ({ ...s, activated: true })),
       onMessage: (m: Message) => {
-        if (m.type === 'upgrade-request' && worker) options.onUpgradeRequest(worker)
+        if (m.type === 'upgrade-request' && worker) options.onUpgradeRequest(worker, m.queue === true)
       },
     })
     worker = new Worker(successor, options.generation)

@@ -222,7 +222,8 @@ export class Fixture {
   }
 
   async #upgradeByAdmin() {
-    // A new generation can only upgrade once its own parent has gone.
+    // One draining generation at a time, which these tests count on: a new
+    // generation could upgrade as soon as its parent has handed over.
     await this.admin(this.current, '/wait-parent?timeout=20000')
     const reply = await this.upgrade()
     if (!reply.ok) throw new Error(`upgrade failed: ${JSON.stringify(reply)}`)
