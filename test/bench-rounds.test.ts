@@ -58,6 +58,7 @@ describe('combineRuns', () => {
     expect(c.rssKiB).toEqual({ median: 30_000, peak: 66_000, samples: 120 })
     expect(c.drains).toHaveLength(3)
     expect(c.phases.main).toBe(300)
+    expect(c.startupMedianMs).toBe(100)
     expect(c.perRun.map((r: { rps: number }) => r.rps)).toEqual([30_000, 14_000, 33_000])
     expect(c.perRun.map((r: { upgradeMs: number }) => r.upgradeMs)).toEqual([260, 768, 266])
     // The chart is the median run's.

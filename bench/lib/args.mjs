@@ -7,11 +7,11 @@ const MODES = ['api', 'preload', 'run']
 const HAND_OFF = ['on', 'off']
 
 const DEFAULTS = {
-  duration: 20, // seconds of load per scenario (a to i)
+  duration: 30, // seconds of load per scenario (a to i)
   connections: 50,
   threads: 1,
   upgrades: 8, // per scenario c, d, e, g, h
-  interval: 2, // seconds between upgrades
+  interval: 3, // seconds between upgrades (at 2 s, a busy 2-core VM could not finish a rolling restart in time)
   warmup: 2, // seconds of load before each measurement, not counted
   runs: undefined, // rounds: default 3 for a to i (REPEATED), 1 for k and l; j runs once (--floor-runs)
   floorRuns: 10, // also the runs of each of j's measurements

@@ -67,6 +67,9 @@ export function runLines(results) {
   return out.join('\n')
 }
 
+/** New processes' start to ready: with --runs, the median of the runs' medians (as the phases are). */
+const startupMedian = (s) => s.startupMedianMs ?? median(s.startupMs)
+
 export function floors(results) {
   const w = Math.max(...Object.values(results.floor).map((f) => f.label.length))
   return Object.values(results.floor)
@@ -97,7 +100,7 @@ export function checks(results) {
     if (!s) continue
     const m = s.upgrades.ms.median
     // The new processes' own start to ready, and the floor under load, say where the time goes.
-    const why = `; under load: floor ${f1(loaded)}, new process start to ready ${f1(median(s.startupMs))}`
+    const why = `; under load: floor ${f1(loaded)}, new process start to ready ${f1(startupMedian(s))}`
     add(`${s.id}: upgrade latency median vs floor`, m === undefined ? 'no upgrade'
       : `${f1(m)} ms = floor ${f1(floor)} ${m >= floor ? '+' : '-'} ${f1(Math.abs(m - floor))} ms (ratio ${(m / floor).toFixed(2)}${why})`, '<= floor + 15 ms', m !== undefined && m <= floor + 15)
     add(`${s.id}: failed requests`, String(s.load.failed), '0', s.load.failed === 0)
@@ -192,7 +195,7 @@ export function notes(results) {
     if (s.phases) {
       const p = s.phases
       out.push(`  ${s.id}: new processes, ms from start (median): main module ${f1(p.main)}, handover imported ${f1(p.imported)}, ` +
-        `Upgrader created ${f1(p.created)}, listening ${f1(p.listening)}, ready ${f1(median(s.startupMs))}`)
+        `Upgrader created ${f1(p.created)}, listening ${f1(p.listening)}, ready ${f1(startupMedian(s))}`)
     }
     const split = s.rssSplitKiB
     if (split) {

@@ -51,6 +51,8 @@ export function combineRuns(runs) {
     },
     drains: runs.flatMap((r) => r.drains),
     startupMs: runs.flatMap((r) => r.startupMs),
+    // As the phases: the median of the runs' medians, so that ready is never before listening.
+    startupMedianMs: medianOf(runs, (r) => median(r.startupMs)),
     phases: phases(runs.map((r) => r.phases).filter(Boolean)),
     rssSplitKiB: first.rssSplitKiB && {
       main: { median: medianOf(runs, (r) => r.rssSplitKiB?.main.median), peak: maxOf(runs, (r) => r.rssSplitKiB?.main.peak) },
