@@ -21,7 +21,7 @@ import { max, median } from './stats.mjs'
 const here = (file) => fileURLToPath(new URL(file, import.meta.url))
 const DIST = here('../../dist/')
 const REGISTER = join(DIST, 'preload', 'register.js')
-const CLI = join(DIST, 'service', 'cli.js')
+const CLI = join(DIST, 'bin.js')
 const WORKERS = 2
 
 export const MODE_TITLES = {

@@ -55,18 +55,20 @@ export function poolLines(k) {
 export function nginxLines(l) {
   const head = ['mode', 'hand-off', 'requests', '502', '504', 'other non-2xx', 'retried by nginx', 'nginx error log', 'load tool failed', 'upgrades', 'ready ms med/max', 'old gone ms med/max']
   const rows = l.rows.map((r) => {
-    const other = Object.entries(r.byStatus).filter(([s]) => !s.startsWith('2') && s !== '502' && s !== '504').reduce((a, [, n]) => a + n, 0)
+    // 499: the client closed before the answer, as the load tool does when it is stopped: listed under the table.
+    const other = Object.entries(r.byStatus).filter(([s]) => !s.startsWith('2') && !['499', '502', '504'].includes(s)).reduce((a, [, n]) => a + n, 0)
     const errorLines = Object.values(r.errorLog).reduce((a, b) => a + b, 0)
     return [MODE_TITLES[r.mode], setting(r, l.switches), f0(r.requests), f0(r.gateway[502]), f0(r.gateway[504]), f0(other), f0(r.retried),
       errorLines ? `${f0(errorLines)} lines` : '-', Number.isNaN(r.clientFailed) ? 'no result' : f0(r.clientFailed), ...upgradeCells(r.upgrades)]
   })
   const runs = l.runs > 1 ? `, ${l.runs} runs each (counts summed, times pooled)` : ''
   const logKinds = l.rows.flatMap((r) => Object.entries(r.errorLog).map(([kind, n]) => `\n  ${r.mode} ${r.handOff}: ${f0(n)}× ${kind}`))
+  const closed = l.rows.filter((r) => r.byStatus['499']).map((r) => `\n  ${r.mode} ${r.handOff}: ${f0(r.byStatus['499'])}× 499 (the client closed first: the load tool stopping)`)
   return `  nginx ${l.version ?? ''} (1 worker), upstream keepalive ${l.keepalive}, HTTP/1.1; load ${l.loadShape}, each connection idle ` +
     `${l.load.gapMs[0]}-${l.load.gapMs[1]} ms before its next request; ${plural(l.upgradesPerRun, 'upgrade')} per mode and setting, one at a time${runs}\n` +
     `  502, 504: in nginx's access log; retried by nginx: requests it sent to the upstream more than once (a GET that failed on a cached ` +
     `connection is retried, so the client never saw that race)\n\n` +
-    `${markdown(head, rows)}${switchLine(l.switches, [...new Set(l.rows.map((r) => r.mode))])}${logKinds.join('')}`
+    `${markdown(head, rows)}${switchLine(l.switches, [...new Set(l.rows.map((r) => r.mode))])}${logKinds.join('')}${closed.join('')}`
 }
 
 /** [{ name, value, target, pass, info }], as report.mjs's checks(). */
