@@ -13,6 +13,9 @@ import { emit, handler, limitLifetime, now } from './lib/handler.mjs'
 
 const WORKERS = 2
 limitLifetime()
+// Node's default on Linux, said here because f's comparison depends on it:
+// the primary accepts and hands connections to the workers in turn.
+cluster.schedulingPolicy = cluster.SCHED_RR
 
 if (cluster.isWorker) {
   http.createServer(handler).listen(Number(process.env.BENCH_PORT), '127.0.0.1')

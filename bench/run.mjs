@@ -3,14 +3,18 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, w
 import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from './lib/args.mjs'
+import { parseArgs, runsOf } from './lib/args.mjs'
+import { nginxMissing, runBehindNginx } from './lib/behind-nginx.mjs'
 import { timelineSvg } from './lib/chart.mjs'
 import { measureFloors } from './lib/floor.mjs'
 import { measureLoadedFloor } from './lib/loaded-floor.mjs'
 import { pickTool } from './lib/load.mjs'
 import { resolveNode } from './lib/node-binary.mjs'
 import { runRealApp } from './lib/real-app.mjs'
-import { checkLines, checks, floors, notes, realAppLines, soakLines, supervisorSoakLines, table } from './lib/report.mjs'
+import { runProxyPool } from './lib/proxy-pool.mjs'
+import { nginxLines, poolLines, proxyChecks } from './lib/proxy-report.mjs'
+import { checkLines, checks, floors, notes, realAppLines, runLines, soakLines, supervisorSoakLines, table } from './lib/report.mjs'
+import { combineRuns, sideBySide } from './lib/rounds.mjs'
 import { runScenario, SCENARIOS } from './lib/scenario.mjs'
 import { runSoak, runSupervisorSoak } from './lib/soak.mjs'
 
@@ -53,6 +57,10 @@ if (node.path !== process.execPath) log(`servers, floors and j run on node ${nod
 const shape = `${tool.name === 'wrk' ? `-t${options.threads} ` : ''}-c${options.connections}`
 log(`load tool: ${tool.name} ${tool.version} (${tool.path}), ${shape}, ${options.duration} s a scenario`)
 if (options.drain === 'naive') log('control experiment: the handover server drains with bench/lib/naive-drain.mjs, not drain()')
+if (options.scenarios.includes('l') && nginxMissing()) {
+  log(`l needs nginx: ${nginxMissing()}`)
+  process.exit(2)
+}
 if (options.upgradeInterval !== options.interval) {
   log(`note: ${options.upgrades} upgrades ${options.interval} s apart do not fit in ${options.duration} s; using ${options.upgradeInterval.toFixed(2)} s`)
 }
@@ -73,7 +81,12 @@ const results = {
   tool,
   options,
   floor: undefined,
+  rounds: 0,
   scenarios: {},
+  scenarioRuns: {},
+  ratios: {},
+  pool: undefined,
+  nginx: undefined,
   soak: undefined,
   soakSupervisor: undefined,
   realApp: undefined,
@@ -88,13 +101,26 @@ try {
   if (options.scenarios.some((id) => SCENARIOS[id]?.upgrades)) {
     results.floor.listenUnderLoad = await measureLoadedFloor(options.floorRuns, context)
   }
-  for (const id of options.scenarios.filter((s) => SCENARIOS[s])) {
-    log(`${id}: ${SCENARIOS[id].title}`)
-    results.scenarios[id] = await runScenario(id, context)
+  // Round r runs every scenario that has r runs or more, in order.
+  const loadIds = options.scenarios.filter((s) => SCENARIOS[s])
+  results.rounds = Math.max(0, ...loadIds.map((id) => runsOf(options, id)))
+  for (let round = 1; round <= results.rounds; round++) {
+    for (const id of loadIds.filter((s) => runsOf(options, s) >= round)) {
+      log(`${id}: ${SCENARIOS[id].title}${results.rounds > 1 ? ` (round ${round}/${results.rounds})` : ''}`)
+      ;(results.scenarioRuns[id] ??= []).push(await runScenario(id, context, round))
+    }
   }
   if (options.scenarios.includes('j')) {
     log('j: a real application (express), cold start against an upgrade, no load')
     results.realApp = await runRealApp(context)
+  }
+  if (options.scenarios.includes('k')) {
+    log(`k: a proxy-like keep-alive pool through upgrades, in ${options.modeList.join(', ')}, hand-off ${options.handOffList.join(' and ')}`)
+    results.pool = await runProxyPool(context, runsOf(options, 'k'))
+  }
+  if (options.scenarios.includes('l')) {
+    log(`l: nginx in front of ${options.modeList.join(', ')}, hand-off ${options.handOffList.join(' and ')}`)
+    results.nginx = await runBehindNginx(context, runsOf(options, 'l'))
   }
   if (options.soak) {
     log(`soak: ${options.soak} upgrades under keep-alive load`)
@@ -109,18 +135,26 @@ try {
   log(`bench failed: ${err.stack}\nserver logs kept in ${dir}`)
 }
 results.machine.atEnd = machine()
-results.checks = results.floor ? checks(results) : []
+// What ran, also when a later round failed.
+for (const [id, runs] of Object.entries(results.scenarioRuns)) results.scenarios[id] = combineRuns(runs)
+results.ratios = roundRatios(results.scenarioRuns)
+results.checks = results.floor ? [...checks(results), ...proxyChecks(results)] : []
 if (results.scenarios && results.floor) {
   const used = [...new Set(Object.values(results.scenarios).flatMap((s) => s.drains.map((d) => d.via)))]
   // j alone puts no load on anything: no load tool, duration or drain to name.
-  const loaded = options.scenarios.some((id) => SCENARIOS[id]) || options.soak || options.soakSupervisor
+  const loaded = options.scenarios.some((id) => SCENARIOS[id] || id === 'l') || options.soak || options.soakSupervisor
   console.log(`\nhandover bench ${results.date.slice(0, 16)}Z  node ${node.version}  ${results.machine.cpus} cpus` +
     (loaded ? `  load tool: ${tool.name} ${tool.version} ${shape}` : '') +
     (options.scenarios.some((id) => SCENARIOS[id]) ? ` -d${options.duration}s  upgrades: ${options.upgrades} every ${options.upgradeInterval.toFixed(1)} s` : '') +
-    (loaded ? `  drain: ${used.join('+') || options.drain}` : '') + '\n')
+    (loaded ? `  drain: ${used.join('+') || options.drain}` : '') +
+    (results.rounds > 1 ? `  runs: ${results.rounds}, interleaved (medians across runs, ratios within a round, counts summed)` : '') + '\n')
   if (Object.keys(results.scenarios).length) console.log(table(results))
   const remarks = notes(results)
   if (remarks) console.log(`\n${remarks}`)
+  const spread = runLines(results)
+  if (spread) console.log(`\neach run (${results.rounds} rounds, in order ${Object.keys(results.scenarioRuns).join(' ')}; a chart shows the run with the median req/s):\n${spread}`)
+  if (results.pool) console.log(`\nproxy-like keep-alive pool (k):\n${poolLines(results.pool)}`)
+  if (results.nginx) console.log(`\nnginx in front (l):\n${nginxLines(results.nginx)}`)
   console.log(`\nstart-up floor:\n${floors(results)}`)
   if (results.realApp) console.log(`\nreal application (j), no load:\n${realAppLines(results.realApp)}`)
   if (results.soak) console.log(`\nsoak:\n${soakLines(results.soak)}`)
@@ -137,6 +171,24 @@ writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`)
 log(`results: ${out}`)
 if (!failed) rmSync(dir, { recursive: true, force: true })
 process.exit(failed ? 1 : 0)
+
+/**
+ * Ratios between scenarios taken within each round, so that both saw the
+ * same machine: every scenario's req/s and RSS over a's (the table's
+ * /plain column), and the pairs the targets and the README compare.
+ */
+function roundRatios(runs) {
+  const out = {}
+  const rps = (r) => r.load.rps
+  for (const id of Object.keys(runs)) {
+    if (id === 'a' || !runs.a) continue
+    out[`${id}/a`] = { rps: sideBySide(runs[id], runs.a, rps), rss: sideBySide(runs[id], runs.a, (r) => r.rssKiB.median) }
+  }
+  for (const [x, y] of [['f', 'i'], ['c', 'e'], ['g', 'e']]) {
+    if (runs[x] && runs[y]) out[`${x}/${y}`] = { rps: sideBySide(runs[x], runs[y], rps) }
+  }
+  return out
+}
 
 /** One timeline per scenario that ran, <id>.svg; their paths go into the results. */
 function writeCharts(chartsDir) {

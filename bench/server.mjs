@@ -5,8 +5,11 @@
 //   upgrade  {to, ms}            upgrade() resolved, ms after it was called
 //   upgrade-failed {code, message}
 //   gone     {old}               the previous generation has exited (seen by its successor)
+//   draining {}                  exit() resolved: this process stops accepting and drains (k, l:
+//                                the moment of the hand-off)
 //   drained  {ms, graceful, forced, via}  drain() resolved, ms after exit() did
 // The intended application code is exactly: await upg.exit(); await drain(server); process.exit(0)
+// BENCH_HAND_OFF=0 (k and l's "hand-off off") calls drain(server, { handOff: false }).
 import http from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { emit, handler, limitLifetime } from './lib/handler.mjs'
@@ -41,8 +44,10 @@ if (upg.hasParent) void upg.waitForParent().then(() => emit('gone', { old: paren
 
 await upg.exit()
 const exited = performance.now()
+emit('draining')
 // BENCH_DRAIN=naive (run.mjs --drain naive) is the control experiment.
 const naive = process.env.BENCH_DRAIN === 'naive'
-const counts = naive ? await naiveDrain(server) : await handover.drain(server)
+const drainOptions = process.env.BENCH_HAND_OFF === '0' ? { handOff: false } : {}
+const counts = naive ? await naiveDrain(server) : await handover.drain(server, drainOptions)
 emit('drained', { ms: performance.now() - exited, ...counts, via: naive ? 'naive' : 'handover' })
 process.exit(0)

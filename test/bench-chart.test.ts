@@ -173,7 +173,7 @@ describe('bench timeline chart', () => {
 
   it('npm run bench writes a well-formed timeline SVG for an upgrade scenario', async () => {
     // The shortest run with an upgrade under load: c, 2 s, one SIGHUP at 1 s.
-    const args = ['bench/run.mjs', '--only', 'c', '--duration', '2', '--upgrades', '1', '--warmup', '0', '--floor-runs', '1', '--out', out]
+    const args = ['bench/run.mjs', '--only', 'c', '--runs', '1', '--duration', '2', '--upgrades', '1', '--warmup', '0', '--floor-runs', '1', '--out', out]
     const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
     let output = ''
     child.stdout.setEncoding('utf8').on('data', (d) => (output += d))

@@ -6,7 +6,7 @@
 // clock (`errorBuckets`, for the timeline charts), at one clock read per error.
 import autocannon from 'autocannon'
 
-const { url, seconds, connections, close } = JSON.parse(process.argv[2])
+const { url, seconds, connections, close, connectionRate } = JSON.parse(process.argv[2])
 const errors = { connect: 0, read: 0, write: 0, timeout: 0, non2xx: 0 }
 const errorBuckets = {}
 
@@ -52,6 +52,7 @@ const instance = autocannon({
   duration: seconds,
   timeout: 2, // wrk's default
   headers: close ? { connection: 'close' } : {},
+  ...(connectionRate ? { connectionRate } : {}),
   setupClient,
 })
 process.once('SIGINT', () => instance.stop())

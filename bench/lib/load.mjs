@@ -39,16 +39,21 @@ export function pickTool(requested = 'auto') {
 
 /**
  * Starts `seconds` of load on `url`; `close` sends Connection: close on every
- * request. Returns { result: Promise, stop() }; stop() ends the load early
- * and the result still comes.
+ * request. `gapMs: [lo, hi]` paces it (l): each connection waits a random
+ * lo..hi ms before its next request (wrk's delay(), lib/wrk-report.lua);
+ * autocannon can only pace at a fixed rate, 1000 / ((lo + hi) / 2) requests
+ * a second per connection. Returns { result: Promise, stop() }; stop() ends
+ * the load early and the result still comes.
  */
-export function startLoad(tool, { url, seconds, connections, threads, close = false }) {
+export function startLoad(tool, { url, seconds, connections, threads, close = false, gapMs }) {
+  const env = gapMs ? { ...process.env, BENCH_WRK_GAP_MS: `${gapMs[0]},${gapMs[1]}` } : process.env
+  const connectionRate = gapMs ? 2000 / (gapMs[0] + gapMs[1]) : undefined
   const child = tool.name === 'wrk'
     ? spawn(tool.path, [
         '-t', String(threads), '-c', String(connections), '-d', `${Math.round(seconds)}s`,
         '-s', here('./wrk-report.lua'), ...(close ? ['-H', 'Connection: close'] : []), url,
-      ], { stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn(process.execPath, [here('./autocannon-load.mjs'), JSON.stringify({ url, seconds, connections, close })], {
+      ], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(process.execPath, [here('./autocannon-load.mjs'), JSON.stringify({ url, seconds, connections, close, connectionRate })], {
         stdio: ['ignore', 'pipe', 'pipe'],
       })
   let stdout = ''

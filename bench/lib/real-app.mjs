@@ -13,11 +13,12 @@
 // The driver reads both apps' output from pipes as it comes: polling the
 // port every 2 ms made the cold start 50% slower on a busy 2-core machine.
 import { spawn, spawnSync } from 'node:child_process'
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
+import { Lines } from './lines.mjs'
 import { freePort, isAlive, waitFor } from './proc.mjs'
 import { max, median, min } from './stats.mjs'
 
@@ -80,52 +81,6 @@ function countFiles(path) {
   let n = 0
   for (const entry of readdirSync(path, { withFileTypes: true })) n += entry.isDirectory() ? countFiles(join(path, entry.name)) : 1
   return n
-}
-
-/**
- * A child's stdout and stderr, line by line as they arrive, with the time
- * each was read; also appended to `logFile`. next(pattern) resolves on the
- * next line that matches (from now on).
- */
-class Lines {
-  constructor(child, logFile, what) {
-    this.waiters = []
-    this.what = what
-    this.tail = []
-    for (const stream of [child.stdout, child.stderr]) {
-      let rest = ''
-      stream.setEncoding('utf8').on('data', (chunk) => {
-        const at = performance.now()
-        appendFileSync(logFile, chunk)
-        const lines = (rest + chunk).split('\n')
-        rest = lines.pop()
-        for (const line of lines) this.take(line, at)
-      })
-    }
-    child.once('exit', (code, signal) => {
-      for (const w of this.waiters.splice(0)) w.reject(new Error(`${what} exited (${signal ?? code}) while waiting for ${w.pattern}:\n${this.tail.join('\n')}`))
-    })
-  }
-
-  take(line, at) {
-    this.tail = [...this.tail.slice(-19), line]
-    const w = this.waiters.find((x) => x.pattern.test(line))
-    if (!w) return
-    this.waiters.splice(this.waiters.indexOf(w), 1)
-    clearTimeout(w.timer)
-    w.resolve({ line, at, match: w.pattern.exec(line) })
-  }
-
-  next(pattern, timeout = 30_000) {
-    return new Promise((resolve, reject) => {
-      const w = { pattern, resolve, reject }
-      w.timer = setTimeout(() => {
-        this.waiters.splice(this.waiters.indexOf(w), 1)
-        reject(new Error(`timed out after ${timeout} ms waiting for ${this.what} to print ${pattern}:\n${this.tail.join('\n')}`))
-      }, timeout)
-      this.waiters.push(w)
-    })
-  }
 }
 
 /** One `node express-app.cjs`: spawn to "listening", and to a 200 from GET /health; then SIGTERM and its exit. */

@@ -21,7 +21,7 @@ export function table(results) {
       u ? pair(u.ms.median, u.ms.max) : '-',
       u ? pair(u.goneMs.median, u.goneMs.max) : '-',
       pair(s.rssKiB.median / MiB, s.rssKiB.peak / MiB),
-      plain && s !== plain ? pair(s.load.rps / plain.load.rps, s.rssKiB.median / plain.rssKiB.median, f2) : '-',
+      plainRatios(results, s, plain),
       u?.ms.median !== undefined ? f2(u.ms.median / floor) : '-'].map(String)
   })
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
@@ -29,6 +29,46 @@ export function table(results) {
   const rule = `|${widths.map((w, i) => (i < 2 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`
   return [line(head), rule, ...rows.map(line)].join('\n')
 }
+
+/** Req/s and RSS over a's: the median of the ratios within each round (--runs), else of the one run. */
+function plainRatios(results, s, plain) {
+  if (!plain || s === plain) return '-'
+  const r = results.ratios?.[`${s.id}/a`]
+  if (r?.rps && r?.rss) return pair(r.rps.median, r.rss.median, f2)
+  return pair(s.load.rps / plain.load.rps, s.rssKiB.median / plain.rssKiB.median, f2)
+}
+
+/** A ratio for a target: within each round, median, and the rounds' values. */
+function roundRatio(results, key, x, y) {
+  const r = results.ratios?.[key]?.rps
+  if (r && r.all.length > 1) return { value: r.median, text: `${r.median.toFixed(3)} (median of ${r.all.length} rounds: ${r.all.map((v) => v.toFixed(3)).join(' ')})` }
+  const v = x.load.rps / y.load.rps
+  return { value: v, text: `${v.toFixed(3)} (${f0(x.load.rps)} / ${f0(y.load.rps)})` }
+}
+
+/**
+ * With --runs, each scenario's figure in every run, so the spread shows
+ * beside the medians, and the ratios taken within each round.
+ */
+export function runLines(results) {
+  const out = []
+  const list = (xs, fmt) => xs.map((v) => (v === undefined ? '-' : fmt(v))).join(' / ')
+  for (const s of Object.values(results.scenarios)) {
+    if (!s.perRun || s.perRun.length < 2) continue
+    const parts = [`req/s ${list(s.perRun.map((r) => r.rps), f0)}`, `p99 ms ${list(s.perRun.map((r) => r.p99Ms), f1)}`, `failed ${list(s.perRun.map((r) => r.failed), String)}`]
+    if (s.upgrades) parts.push(`upgrade ms median ${list(s.perRun.map((r) => r.upgradeMs), f1)}`, `old gone ms median ${list(s.perRun.map((r) => r.goneMs), f1)}`)
+    if (s.idleUpgrades) parts.push(`upgrade without load ms median ${list(s.perRun.map((r) => r.idleUpgradeMs), f1)}`)
+    if (s.workerShares) parts.push(`worker share max ${list(s.perRun.map((r) => r.maxShare), f2)}`)
+    out.push(`  ${s.id}: ${parts.join('; ')}`)
+  }
+  for (const [key, r] of Object.entries(results.ratios ?? {})) {
+    if (r.rps && r.rps.all.length > 1 && !key.endsWith('/a')) out.push(`  ${key} req/s within each round: ${r.rps.all.map(f2).join(' ')} (median ${f2(r.rps.median)})`)
+  }
+  return out.join('\n')
+}
+
+/** New processes' start to ready: with --runs, the median of the runs' medians (as the phases are). */
+const startupMedian = (s) => s.startupMedianMs ?? median(s.startupMs)
 
 export function floors(results) {
   const w = Math.max(...Object.values(results.floor).map((f) => f.label.length))
@@ -45,8 +85,8 @@ export function checks(results) {
   const out = []
   const add = (name, value, target, pass, info = false) => out.push({ name, value, target, pass, info })
   if (a && b) {
-    const ratio = b.load.rps / a.load.rps
-    add('steady req/s, handover/plain', `${ratio.toFixed(3)} (${f0(b.load.rps)} / ${f0(a.load.rps)})`, '>= 0.97', ratio >= 0.97)
+    const ratio = roundRatio(results, 'b/a', b, a)
+    add('steady req/s, handover/plain', ratio.text, '>= 0.97', ratio.value >= 0.97)
     const extra = (b.rssKiB.median - a.rssKiB.median) / MiB
     const rssRatio = b.rssKiB.median / a.rssKiB.median
     add('steady RSS, handover - plain', `${extra >= 0 ? '+' : ''}${extra.toFixed(1)} MiB (ratio ${rssRatio.toFixed(2)})`, '<= +5 MiB', extra <= 5)
@@ -60,7 +100,7 @@ export function checks(results) {
     if (!s) continue
     const m = s.upgrades.ms.median
     // The new processes' own start to ready, and the floor under load, say where the time goes.
-    const why = `; under load: floor ${f1(loaded)}, new process start to ready ${f1(median(s.startupMs))}`
+    const why = `; under load: floor ${f1(loaded)}, new process start to ready ${f1(startupMedian(s))}`
     add(`${s.id}: upgrade latency median vs floor`, m === undefined ? 'no upgrade'
       : `${f1(m)} ms = floor ${f1(floor)} ${m >= floor ? '+' : '-'} ${f1(Math.abs(m - floor))} ms (ratio ${(m / floor).toFixed(2)}${why})`, '<= floor + 15 ms', m !== undefined && m <= floor + 15)
     add(`${s.id}: failed requests`, String(s.load.failed), '0', s.load.failed === 0)
@@ -69,11 +109,21 @@ export function checks(results) {
   const { e, f, g, h, i } = results.scenarios
   // f's peer is i, the cluster without restarts; e restarts its workers, so f/e is only a hint.
   if (f && i) {
-    const ratio = f.load.rps / i.load.rps
-    add('steady req/s, handover run/cluster (f/i)', `${ratio.toFixed(3)} (${f0(f.load.rps)} / ${f0(i.load.rps)})`, '>= 1.0', ratio >= 1.0)
+    const ratio = roundRatio(results, 'f/i', f, i)
+    add('steady req/s, handover run/cluster (f/i)', ratio.text, '>= 1.0', ratio.value >= 1.0)
   } else if (f && e) {
     const ratio = f.load.rps / e.load.rps
     add('steady req/s, handover run/cluster (f/e)', `${ratio.toFixed(3)} (${f0(f.load.rps)} / ${f0(e.load.rps)})`, '>= 1.0 against i, which did not run; e restarts its workers', ratio >= 1.0, true)
+  }
+  // Issue 18: with 50 keep-alive connections, no worker above 1.2× its fair share; i is the cluster's, for comparison.
+  if (f?.workerShares) {
+    const w = f.workerShares
+    add('f: worker share, max of any worker', w.maxShare === undefined ? `no generation with >= ${w.minRequests} requests` : `${w.maxShare.toFixed(2)}× fair (${shareWhere(w)})`,
+      '<= 1.2× fair', w.maxShare !== undefined && w.maxShare <= 1.2)
+  }
+  if (i?.workerShares?.maxShare !== undefined) {
+    const w = i.workerShares
+    add('i: worker share, max of any worker (cluster, round-robin)', `${w.maxShare.toFixed(2)}× fair (${shareWhere(w)})`, 'f\'s peer, not a target', true, true)
   }
   for (const s of [g, h]) {
     if (!s) continue
@@ -103,7 +153,7 @@ export function checks(results) {
 
 /** Where the largest worker share was: generation, the workers' counts, how many generations were judged. */
 function shareWhere(w) {
-  return `generation ${w.worst.generation}: ${w.worst.requests.map(f0).join(' + ')} = ${f0(w.worst.total)} requests; ` +
+  return `${w.worst.run ? `run ${w.worst.run}, ` : ''}generation ${w.worst.generation}: ${w.worst.requests.map(f0).join(' + ')} = ${f0(w.worst.total)} requests; ` +
     `${w.judged} generation${w.judged === 1 ? '' : 's'} judged`
 }
 
@@ -145,16 +195,18 @@ export function notes(results) {
     if (s.phases) {
       const p = s.phases
       out.push(`  ${s.id}: new processes, ms from start (median): main module ${f1(p.main)}, handover imported ${f1(p.imported)}, ` +
-        `Upgrader created ${f1(p.created)}, listening ${f1(p.listening)}, ready ${f1(median(s.startupMs))}`)
+        `Upgrader created ${f1(p.created)}, listening ${f1(p.listening)}, ready ${f1(startupMedian(s))}`)
     }
     const split = s.rssSplitKiB
     if (split) {
-      const who = s.workerShares ? 'supervisor' : 'primary'
+      const who = split.mainIs ?? (s.workerShares ? 'supervisor' : 'primary')
       out.push(`  ${s.id}: RSS, median / peak: ${who} ${pair(split.main.median / MiB, split.main.peak / MiB)} MiB, workers total ${pair(split.workers.median / MiB, split.workers.peak / MiB)} MiB`)
     }
     const w = s.workerShares
     if (w) {
-      const per = w.generations.map((g) => (g.missing ? 'missing' : g.judged ? g.maxShare.toFixed(2) : `(${g.maxShare.toFixed(2)}, ${f0(g.total)} req)`))
+      const one = (g) => (g.missing ? 'missing' : g.judged ? g.maxShare.toFixed(2) : `(${g.maxShare.toFixed(2)}, ${f0(g.total)} req)`)
+      // With --runs, each run's generations, runs apart by ' | '.
+      const per = w.generations.map((g, k) => `${k && g.run !== w.generations[k - 1].run ? '| ' : ''}${one(g)}`)
       out.push(`  ${s.id}: worker share max ${w.maxShare === undefined ? '-' : `${w.maxShare.toFixed(2)}× fair`}` +
         (w.worst ? ` (${shareWhere(w)})` : '') + `; per generation: ${per.join(' ')}`)
     }

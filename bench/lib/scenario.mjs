@@ -7,7 +7,7 @@ import { BenchServer } from './launch.mjs'
 import { sleep, waitFor } from './proc.mjs'
 import { upgradeOnce } from './upgrade.mjs'
 import { max, median } from './stats.mjs'
-import { timelineDir, timelineOf } from './timeline.mjs'
+import { servedCounts, timelineDir, timelineOf } from './timeline.mjs'
 
 export const SCENARIOS = {
   a: { title: 'plain http, 1 process', script: 'plain.mjs' },
@@ -24,20 +24,23 @@ export const SCENARIOS = {
   f: { title: 'handover run 2 workers, steady', script: 'supervised.mjs', workers: 2, supervisor: true },
   g: { title: 'handover run 2 workers, keep-alive, upgrades', script: 'supervised.mjs', workers: 2, supervisor: true, upgrades: true },
   h: { title: 'handover run 2 workers, Connection: close, upgrades', script: 'supervised.mjs', workers: 2, supervisor: true, upgrades: true, close: true },
-  // f's peer: e without its restarts.
-  i: { title: 'cluster 2 workers, steady', script: 'cluster.mjs', workers: 2 },
+  // f's peer: e without its restarts. Its workers' shares come from their
+  // timeline samples (cluster.mjs's workers are plain http servers).
+  i: { title: 'cluster 2 workers, steady', script: 'cluster.mjs', workers: 2, sharesFromSamples: true },
 }
 
 // A generation with fewer requests than this is too small to judge its split.
 const MIN_GENERATION_REQUESTS = 1000
 
-export async function runScenario(id, { tool, options: o, dir, log, node, date }) {
+/** `round` (1, 2, ...) keeps each run's files apart: the rounds of --runs. */
+export async function runScenario(id, { tool, options: o, dir, log, node, date }, round = 1) {
   const spec = SCENARIOS[id]
   let result
   let began
   let loadEnded
-  const samples = timelineDir(dir, id)
-  const server = await BenchServer.start(id, spec.script, dir, {
+  const name = `${id}-r${round}`
+  const samples = timelineDir(dir, name)
+  const server = await BenchServer.start(name, spec.script, dir, {
     BENCH_KILL_AFTER: String(o.clusterKillAfter),
     BENCH_DRAIN: o.drain,
     BENCH_MAX_LIFETIME: String((o.warmup + o.duration + 120) * 1000),
@@ -84,9 +87,16 @@ export async function runScenario(id, { tool, options: o, dir, log, node, date }
       log(`  ${id}: ${idle.length} upgrades without load`)
     }
     result = summarize(id, spec, server, load$, rss, signals, idle)
+    if (spec.sharesFromSamples) {
+      // The workers sample every 100 ms: wait for one more sample after the load.
+      await sleep(250)
+      const counts = servedCounts(samples)
+      const ready = server.events('ready')[0]
+      result.workerShares = sharesOf([{ generation: 1, pids: ready.workers, counts }], spec.workers)
+    }
     if (split.length) {
       const part = (k) => ({ median: median(split.map((p) => p[k])), peak: max(split.map((p) => p[k])) })
-      result.rssSplitKiB = { main: part('main'), workers: part('children') }
+      result.rssSplitKiB = { main: part('main'), workers: part('children'), mainIs: spec.supervisor ? 'supervisor' : 'primary' }
     }
   } finally {
     if (!(await server.stop())) log(`  ${id}: had to SIGKILL leftover processes; log tail:\n${server.logTail()}`)
@@ -108,13 +118,18 @@ function workerShares(server, n) {
   const counts = new Map()
   for (const e of server.events('draining')) counts.set(e.pid, e.requests)
   for (const e of server.events('served')) counts.set(e.pid, e.requests)
-  const generations = [...server.events('ready'), ...server.events('upgrade')].map((e) => {
-    const pids = e.workers ?? e.pids
+  const generations = [...server.events('ready'), ...server.events('upgrade')].map((e) => ({ generation: e.generation, pids: e.workers ?? e.pids, counts }))
+  return sharesOf(generations, n)
+}
+
+/** The share figures of [{ generation, pids, counts: Map pid -> requests }]. */
+function sharesOf(list, n) {
+  const generations = list.map(({ generation, pids, counts }) => {
     const requests = pids.map((pid) => counts.get(pid))
-    if (requests.some((r) => r === undefined)) return { generation: e.generation, pids, requests, missing: true }
+    if (requests.some((r) => r === undefined)) return { generation, pids, requests, missing: true }
     const total = requests.reduce((a, b) => a + b, 0)
     const shares = requests.map((r) => (total ? r / (total / n) : 0))
-    return { generation: e.generation, pids, requests, total, maxShare: Math.max(...shares), judged: total >= MIN_GENERATION_REQUESTS }
+    return { generation, pids, requests, total, maxShare: Math.max(...shares), judged: total >= MIN_GENERATION_REQUESTS }
   })
   const judged = generations.filter((g) => g.judged)
   const worst = judged.reduce((w, g) => (w && w.maxShare >= g.maxShare ? w : g), undefined)

@@ -32,6 +32,15 @@ function readSamples(dir) {
 }
 
 /**
+ * Each process's requests so far, from its last sample (written every
+ * 100 ms while it serves): pid -> count. Read 100 ms or more after the load
+ * has stopped, it is the final count of a process that is still alive.
+ */
+export function servedCounts(dir) {
+  return new Map([...readSamples(dir)].map(([pid, samples]) => [pid, samples.length ? samples[samples.length - 1][1] : 0]))
+}
+
+/**
  * Requests per bucket of [t0, t0 + n * BUCKET_MS): each sample interval's
  * requests are spread over the buckets it overlaps in proportion to time
  * (the process's timer is aligned to the buckets, so most intervals are one).

@@ -8,3 +8,13 @@ done = function(summary, latency, requests)
     summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(99), latency.max))
 end
+
+-- BENCH_WRK_GAP_MS="lo,hi" (l, through nginx): each connection waits a random
+-- lo..hi ms before its next request, as the clients of a proxy do.
+local lo, hi = (os.getenv('BENCH_WRK_GAP_MS') or ''):match('^(%d+),(%d+)$')
+if lo then
+  lo, hi = tonumber(lo), tonumber(hi)
+  setup = function(thread) thread:set('seed', math.random(1, 2 ^ 30)) end
+  init = function(args) math.randomseed(os.time() + (tonumber(seed) or 0)) end
+  delay = function() return math.random(lo, hi) end
+end
