@@ -17,7 +17,8 @@ const USAGE = `usage: handover run [options] <script> [script args...]   (handov
   status     the pid of the generation answering on the socket
   stop       send SIGTERM to PID and wait until it has exited: systemd's
              ExecStop=, since systemd does not wait for a main process that
-             a hand-off made (an empty PID, from an unset $MAINPID, is ok)
+             a hand-off made (an empty PID, from an unset $MAINPID, is ok;
+             a PID that names no process fails with ESRCH)
 
   -s, --socket PATH   the server's controlSocket (not its pid file)
   -v, --version       print handover's version
@@ -176,6 +177,19 @@ async function stop(pidText: string | undefined, timeoutText: string | undefined
   const started = Date.now()
   try {
     process.kill(pid, 'SIGTERM')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'ERR_UNKNOWN'
+    // ESRCH: a pid that names no process is a wrong pid (a stale pid file, a
+    // typo), not a stopped service: saying ok would hide it. An empty --pid=
+    // (above) is how systemd says the main process has already gone.
+    const message = code === 'ESRCH' ? `no process has pid ${pid}: nothing was stopped`
+      : code === 'EPERM' ? `not allowed to signal pid ${pid}: run as its user`
+      : (err as Error).message
+    answer({ ok: false, pid, code, message })
+    process.stderr.write(`handover: stop failed: ${code}: ${message}\n`)
+    return 1
+  }
+  try {
     while (running(pid)) {
       if (Date.now() - started >= timeout) {
         answer({ ok: false, pid, code: 'ERR_TIMEOUT', message: `pid ${pid} still running ${timeout} ms after SIGTERM` })
@@ -185,14 +199,11 @@ async function stop(pidText: string | undefined, timeoutText: string | undefined
       await new Promise((resolve) => setTimeout(resolve, STOP_POLL))
     }
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code !== 'ESRCH') {
-      const message = code === 'EPERM' ? `not allowed to signal pid ${pid}: run as its user` : (err as Error).message
-      answer({ ok: false, pid, code, message })
-      process.stderr.write(`handover: stop failed: ${code}: ${message}\n`)
-      return 1
-    }
-    // ESRCH: it had already exited.
+    // running() rethrows what kill(pid, 0) says apart from ESRCH (which means it has gone).
+    const code = (err as NodeJS.ErrnoException).code ?? 'ERR_UNKNOWN'
+    answer({ ok: false, pid, code, message: (err as Error).message })
+    process.stderr.write(`handover: stop failed: ${code}: ${(err as Error).message}\n`)
+    return 1
   }
   answer({ ok: true, pid, waitedMs: Date.now() - started })
   return 0
