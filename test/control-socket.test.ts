@@ -26,7 +26,7 @@ describe('control socket and the handover CLI', () => {
     const st = statSync(ctl)
     expect(st.isSocket()).toBe(true)
     expect(st.mode & 0o777).toBe(0o600)
-    expect(await cli('status', '--socket', ctl)).toMatchObject({ status: 0, answer: { ok: true, pid: first, hasParent: false }, stderr: '' })
+    expect(await cli('status', '--json', '--socket', ctl)).toMatchObject({ status: 0, answer: { ok: true, pid: first, hasParent: false }, stderr: '' })
 
     const up = await cli('upgrade', '--socket', ctl)
     expect(up.status).toBe(0)
@@ -38,7 +38,7 @@ describe('control socket and the handover CLI', () => {
     await waitUntil(() => !isAlive(first), 10_000, 'the first generation to exit')
 
     // The socket was handed over with the others; the new generation answers on it.
-    expect(await cli('status', '--socket', ctl)).toMatchObject({ status: 0, answer: { ok: true, pid: second, hasParent: true } })
+    expect(await cli('status', '--json', '--socket', ctl)).toMatchObject({ status: 0, answer: { ok: true, pid: second, hasParent: true } })
     const again = await cli('upgrade', '--socket', ctl, '--timeout', '30000')
     expect(again).toMatchObject({ status: 0, answer: { ok: true } })
     const third = again.answer?.pid as number
@@ -50,7 +50,7 @@ describe('control socket and the handover CLI', () => {
     process.kill(third, 'SIGTERM')
     await waitUntil(() => !isAlive(third), 10_000, 'the last generation to exit')
     expect(existsSync(ctl)).toBe(false)
-    expect(await cli('status', '--socket', ctl)).toMatchObject({ status: 1, answer: { ok: false, code: 'ENOENT' } })
+    expect(await cli('status', '--json', '--socket', ctl)).toMatchObject({ status: 1, answer: { ok: false, code: 'ENOENT' } })
   })
 
   it('a crashing child: the CLI exits 1 with ERR_CHILD_EXITED, and the old process keeps serving and answering', async () => {
@@ -62,7 +62,7 @@ describe('control socket and the handover CLI', () => {
     expect(failed.answer).toMatchObject({ ok: false, code: 'ERR_CHILD_EXITED' })
     expect(failed.stderr).toMatch(/^handover: upgrade failed: ERR_CHILD_EXITED: the new process \d+ exited with code 3/)
     expect(await pidAt({ port })).toBe(first)
-    expect(await cli('status', '--socket', ctl)).toMatchObject({ status: 0, answer: { pid: first } })
+    expect(await cli('status', '--json', '--socket', ctl)).toMatchObject({ status: 0, answer: { pid: first } })
   })
 
   it('a concurrent request gets ERR_UPGRADE_IN_PROGRESS; --timeout kills a child that never gets ready', async () => {
@@ -111,7 +111,7 @@ describe('control socket and the handover CLI', () => {
     const clash = await Fixture.start({ FIXTURE_CONTROL_SOCKET: ctl }, { waitFor: 'create-failed' })
     expect(clash.events.find((e) => e.event === 'create-failed')).toMatchObject({ code: 'EADDRINUSE' })
     // The failed instance left the running one's socket alone.
-    expect(await cli('status', '--socket', ctl)).toMatchObject({ status: 0, answer: { pid: f.current } })
+    expect(await cli('status', '--json', '--socket', ctl)).toMatchObject({ status: 0, answer: { pid: f.current } })
 
     const abstract = await Fixture.start({ FIXTURE_CONTROL_SOCKET: '@handover-ctl' }, { waitFor: 'create-failed' })
     expect(abstract.events.find((e) => e.event === 'create-failed')).toMatchObject({ code: 'ERR_INVALID_OPTION' })
@@ -131,7 +131,7 @@ describe('control socket and the handover CLI', () => {
 
     const directory = join(dir, 'a-directory')
     mkdirSync(directory)
-    expect(await cli('status', '--socket', directory)).toMatchObject({
+    expect(await cli('status', '--json', '--socket', directory)).toMatchObject({
       status: 1, answer: { ok: false, code: 'ENOTSOCK', message: `cannot reach ${directory}: ${directory} is a directory, not a control socket` },
     })
     const file = join(dir, 'a-file')
