@@ -1,7 +1,25 @@
 // `handover status` as a table: the pure formatter (src/service/status-table.ts).
 // The CLI printing it against a real server is in control-socket.test.ts.
-import { describe, expect, it } from 'vitest'
+import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { formatBytes, formatStatusTable, formatUptime } from '../src/service/status-table.js'
+import { CLI } from './helpers/control.js'
+import { Fixture, killAllFixtures } from './helpers/fixture.mjs'
+
+const dir = mkdtempSync(join(tmpdir(), 'handover-table-'))
+afterEach(killAllFixtures)
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+function run(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
+      resolve({ status: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr })
+    })
+  })
+}
 
 const NOW = Date.parse('2026-12-07T12:00:00.000Z')
 const ago = (ms: number): string => new Date(NOW - ms).toISOString()
@@ -60,3 +78,21 @@ describe('the status table', () => {
     expect(formatBytes(undefined)).toBe('-')
   })
 })
+
+describe('handover status against a real server', () => {
+  it('prints the table by default and the JSON answer with --json; a failure is stderr only without --json', async () => {
+    const ctl = join(dir, 'app.ctl')
+    const f = await Fixture.start({ FIXTURE_CONTROL_SOCKET: ctl })
+    const table = await run('status', '--socket', ctl)
+    expect(table.status).toBe(0)
+    const lines = table.stdout.trimEnd().split('\n')
+    expect(lines[0].split(/\s+/).filter(Boolean)).toEqual(['PID', 'GEN', 'STATE', 'UPTIME', 'RESTARTS', 'RSS', 'CPU%', 'REQUESTS'])
+    expect(lines[1].trim().split(/\s+/).slice(0, 3)).toEqual([String(f.current), '-', 'serving'])
+    const json = await run('status', '--json', '--socket', ctl)
+    expect(JSON.parse(json.stdout)).toEqual({ ok: true, pid: f.current, hasParent: false })
+    const missing = await run('status', '--socket', join(dir, 'nothing.ctl'))
+    expect(missing).toMatchObject({ status: 1, stdout: '' })
+    expect(missing.stderr).toMatch(/^handover: status failed: ENOENT: /)
+  })
+})
+
