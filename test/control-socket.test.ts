@@ -93,7 +93,7 @@ describe('control socket and the handover CLI', () => {
     expect(await raw(ctl, 'status', true)).toEqual({ ok: true, pid: f.current, hasParent: false })
     expect(await raw(ctl, 'status\r\n')).toEqual({ ok: true, pid: f.current, hasParent: false })
 
-    for (const args of [[], ['upgrade'], ['reload', '--socket', ctl], ['upgrade', '--socket', ctl, '--timeout', 'soon'], ['status', '--socket', ctl, '--timeout', '0'], ['upgrade', '--socket', ctl, '--bogus']]) {
+    for (const args of [[], ['upgrade', 'a/b'], ['upgrade', 'app', '--socket', ctl], ['status', 'one', 'two'], ['reload', '--socket', ctl], ['upgrade', '--socket', ctl, '--timeout', 'soon'], ['status', '--socket', ctl, '--timeout', '0'], ['upgrade', '--socket', ctl, '--bogus']]) {
       const r = await cli(...args)
       expect(r.status, args.join(' ')).toBe(2)
       // The usage lists `handover run` first, then upgrade and status.

@@ -7,11 +7,13 @@ import { readFileSync } from 'node:fs'
 import { DEFAULTS, MAX_TIMEOUT, parseMs } from '../core/options.js'
 import { parseCommandLine, UsageError } from './args.js'
 import { request } from './control-client.js'
+import { findSocket, nameProblem } from './runtime-dir.js'
 import { formatStatusTable } from './status-table.js'
+import type { HandoverError } from '../core/errors.js'
 
 const USAGE = `usage: handover run [options] <script> [script args...]   (handover run --help)
-       handover upgrade --socket PATH [--timeout MS]
-       handover status --socket PATH [--timeout MS] [--json]
+       handover upgrade [NAME | --socket PATH] [--timeout MS]
+       handover status [NAME | --socket PATH] [--timeout MS] [--json]
        handover stop --pid PID [--timeout MS]
 
   upgrade    start the next generation; succeed once it serves
@@ -23,6 +25,10 @@ const USAGE = `usage: handover run [options] <script> [script args...]   (handov
              a hand-off made (an empty PID, from an unset $MAINPID, is ok;
              a PID that names no process fails with ESRCH)
 
+  NAME                a handover run --name: its control socket in
+                      $XDG_RUNTIME_DIR/handover, /run/handover (root) or
+                      $TMPDIR/handover-UID; without NAME or --socket, the one
+                      socket there (several: name one)
   -s, --socket PATH   the server's controlSocket (not its pid file)
   -v, --version       print handover's version
   -t, --timeout MS    upgrade: kill the new process if it is not ready in time
@@ -180,8 +186,22 @@ async function client(argv: string[]): Promise<number> {
   const [command, ...extra] = positionals
   if (command === 'stop') return stop(values.pid, values.timeout, extra)
   if (command !== 'upgrade' && command !== 'status') usage(command === undefined ? 'no command' : `unknown command ${JSON.stringify(command)}`)
-  if (extra.length > 0) usage(`unexpected argument ${JSON.stringify(extra[0])}`)
-  if (values.socket === undefined || values.socket === '') usage('--socket PATH is required')
+  if (extra.length > 1) usage(`unexpected argument ${JSON.stringify(extra[1])}`)
+  if (values.socket === '') usage('--socket takes a path')
+  if (values.socket !== undefined && extra.length > 0) usage(`give a NAME or --socket PATH, not both (${JSON.stringify(extra[0])} and --socket ${values.socket})`)
+  const name = extra[0]
+  if (name !== undefined && nameProblem(name) !== undefined) usage(`invalid name ${JSON.stringify(name.slice(0, 100))}: ${nameProblem(name)}`)
+  let socket = values.socket
+  if (socket === undefined) {
+    try {
+      socket = findSocket(name)
+    } catch (err) {
+      const e = err as HandoverError
+      if (values.json === true || command === 'upgrade') process.stdout.write(`${JSON.stringify({ ok: false, code: e.code, message: e.message })}\n`)
+      process.stderr.write(`handover: ${command} failed: ${e.code}: ${e.message}\n`)
+      return 1
+    }
+  }
   let line: string = command
   let waitMs = command === 'upgrade' ? DEFAULT_UPGRADE_WAIT : DEFAULT_STATUS_WAIT
   if (values.timeout !== undefined) {
@@ -195,7 +215,7 @@ async function client(argv: string[]): Promise<number> {
       waitMs = ms
     }
   }
-  const answer = await request(values.socket, line, waitMs, { idempotent: command === 'status' })
+  const answer = await request(socket, line, waitMs, { idempotent: command === 'status' })
   // A table for people; the JSON for scripts (and upgrade's answer, which is short).
   if (command === 'status' && values.json !== true) {
     if (answer.ok) process.stdout.write(formatStatusTable(answer, Date.now()))
