@@ -14,12 +14,11 @@ import { lstatSync, mkdirSync, readdirSync, statSync, type Stats } from 'node:fs
 import { tmpdir } from 'node:os'
 import { basename, dirname, extname, isAbsolute, join } from 'node:path'
 import { HandoverError } from '../core/errors.js'
+import { checkName, NAME_MAX, nameProblem } from './ops-options.js'
 
-/** Longest service name: with the directory, the path must fit a unix socket address (108 bytes). */
-export const NAME_MAX = 64
 const SUFFIX = '.sock'
-/** Letters, digits, `.`, `_` and `-`; not starting with `.` or `-` (hidden files, `..`, options). */
-const NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/
+
+export { checkName, nameProblem, NAME_MAX } from './ops-options.js'
 
 export interface RuntimeDirOptions {
   env?: NodeJS.ProcessEnv
@@ -29,23 +28,6 @@ export interface RuntimeDirOptions {
 
 function euid(o: RuntimeDirOptions): number {
   return o.uid ?? process.geteuid?.() ?? -1
-}
-
-/** Why `name` is not a service name, or undefined if it is one. */
-export function nameProblem(name: string): string | undefined {
-  if (name === '') return 'it is empty'
-  if (name.length > NAME_MAX) return `it is longer than ${NAME_MAX} characters`
-  if (name.includes('/') || name.includes('\\')) return 'it holds a slash'
-  if (/^\.+$/.test(name)) return 'it is only dots'
-  if (!NAME.test(name)) return 'use letters, digits, ".", "_" and "-", starting with a letter, a digit or "_"'
-  return undefined
-}
-
-/** Checks a --name; returns it. */
-export function checkName(name: string): string {
-  const problem = nameProblem(name)
-  if (problem !== undefined) throw new HandoverError('ERR_INVALID_OPTION', `invalid name ${JSON.stringify(name.slice(0, 100))}: ${problem}`)
-  return name
 }
 
 /**
