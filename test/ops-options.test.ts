@@ -1,6 +1,7 @@
 // The operating flags of `handover run` (src/service/ops-options.ts): parsing and refusal.
 import { describe, expect, it } from 'vitest'
-import { opsUsage, parseHostPort, parseOpsFlag, type OpsOptions } from '../src/service/ops-options.js'
+import { parseCommandLine } from '../src/service/args.js'
+import { OPS_FLAG_SPEC, opsFromValues, opsUsage, parseHostPort } from '../src/service/ops-options.js'
 
 const invalid = expect.objectContaining({ name: 'HandoverError', code: 'ERR_INVALID_OPTION' })
 
@@ -15,36 +16,26 @@ describe('the operating flags', () => {
     }
   })
 
-  it('each flag, inline or as the next argument; --log-prefix alone is on, =off or --no-log-prefix off', () => {
-    const o: OpsOptions = {}
-    expect(parseOpsFlag(o, '--name', undefined, 'api')).toBe(2)
-    expect(parseOpsFlag(o, '--metrics', ':9090', undefined)).toBe(1)
-    expect(parseOpsFlag(o, '--probes', undefined, '0.0.0.0:8081')).toBe(2)
-    expect(parseOpsFlag(o, '--shutdown-delay', '5000', undefined)).toBe(1)
-    expect(parseOpsFlag(o, '--log-format', undefined, 'json')).toBe(2)
-    expect(parseOpsFlag(o, '--log-prefix', undefined, 'app.js')).toBe(1)
-    expect(o).toEqual({ name: 'api', metrics: { host: '0.0.0.0', port: 9090 }, probes: { host: '0.0.0.0', port: 8081 }, shutdownDelay: 5000, logFormat: 'json', logPrefix: true })
-    expect(parseOpsFlag(o, '--log-prefix', 'off', undefined)).toBe(1)
-    expect(o.logPrefix).toBe(false)
-    expect(parseOpsFlag(o, '--log-prefix', 'on', undefined)).toBe(1)
-    expect(parseOpsFlag(o, '--no-log-prefix', undefined, undefined)).toBe(1)
-    expect(o.logPrefix).toBe(false)
-    expect(parseOpsFlag(o, '--workers', undefined, '2')).toBe(0)
+  it('each flag, through the command line\'s one parser (service/args.ts)', () => {
+    const argv = ['--name', 'api', '--metrics=:9090', '--probes', '0.0.0.0:8081', '--shutdown-delay', '5000', '--log-format', 'json', '--log-prefix', 'app.js', '--port', '1']
+    const { values, rest } = parseCommandLine(argv, OPS_FLAG_SPEC, true)
+    expect(rest).toEqual(['app.js', '--port', '1'])
+    expect(opsFromValues(values)).toEqual({ name: 'api', metrics: { host: '0.0.0.0', port: 9090 }, probes: { host: '0.0.0.0', port: 8081 }, shutdownDelay: 5000, logFormat: 'json', logPrefix: true })
+    expect(opsFromValues(parseCommandLine(['--no-log-prefix', 'app.js'], OPS_FLAG_SPEC, true).values)).toEqual({ logPrefix: false })
+    expect(opsFromValues({})).toEqual({})
   })
 
-  it('bad values and missing ones are ERR_INVALID_OPTION naming the flag', () => {
-    const o: OpsOptions = {}
-    expect(() => parseOpsFlag(o, '--name', '../x', undefined)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION', message: expect.stringMatching(/^invalid --name "\.\.\/x"/) }))
-    expect(() => parseOpsFlag(o, '--shutdown-delay', '-1', undefined)).toThrow(invalid)
-    expect(() => parseOpsFlag(o, '--shutdown-delay', '5s', undefined)).toThrow(invalid)
-    expect(() => parseOpsFlag(o, '--log-format', 'xml', undefined)).toThrow(invalid)
-    expect(() => parseOpsFlag(o, '--log-prefix', 'maybe', undefined)).toThrow(invalid)
-    expect(() => parseOpsFlag(o, '--metrics', undefined, undefined)).toThrow(expect.objectContaining({ message: '--metrics needs a value: <host:port>' }))
-    expect(o).toEqual({})
+  it('bad values are ERR_INVALID_OPTION naming the flag', () => {
+    expect(() => opsFromValues({ name: '../x' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION', message: expect.stringMatching(/^invalid --name "\.\.\/x"/) }))
+    expect(() => opsFromValues({ 'shutdown-delay': '-1' })).toThrow(invalid)
+    expect(() => opsFromValues({ 'shutdown-delay': '5s' })).toThrow(invalid)
+    expect(() => opsFromValues({ 'log-format': 'xml' })).toThrow(invalid)
+    expect(() => opsFromValues({ metrics: '9090' })).toThrow(invalid)
+    expect(() => opsFromValues({ 'log-prefix': true, 'no-log-prefix': true })).toThrow(invalid)
   })
 
   it('the usage lists every flag', () => {
     const usage = opsUsage()
-    for (const flag of ['--name <name>', '--metrics <host:port>', '--probes <host:port>', '--shutdown-delay <ms>', '--log-prefix', '--log-format text|json']) expect(usage).toContain(flag)
+    for (const flag of ['--name <name>', '--metrics <host:port>', '--probes <host:port>', '--shutdown-delay <ms>', '--log-prefix', '--no-log-prefix', '--log-format text|json']) expect(usage).toContain(flag)
   })
 })

@@ -81,57 +81,55 @@ export function parseLogFormat(text: string, option: string): LogFormat {
   return text
 }
 
-export function parseSwitch(text: string, option: string): boolean {
-  if (['on', 'true', '1', 'yes'].includes(text)) return true
-  if (['off', 'false', '0', 'no'].includes(text)) return false
-  throw new HandoverError('ERR_INVALID_OPTION', `invalid ${option} ${JSON.stringify(text.slice(0, 100))}: on or off`)
-}
-
 interface Flag {
   key: keyof OpsOptions
-  /** What the value looks like in the usage; undefined: a switch that takes no value (--log-prefix). */
+  /** What the value looks like in the usage; undefined: a switch that takes no value. */
   value?: string
   help: string
-  parse(text: string, flag: string): OpsOptions[keyof OpsOptions]
+  parse?(text: string, flag: string): OpsOptions[keyof OpsOptions]
 }
 
-/**
- * The command-line flags, for run-command.ts's parser and its usage text.
- * `--log-prefix` alone is on; `--log-prefix=off` (or `--no-log-prefix`) is off.
- */
+/** The command-line flags (without their `--`), for the usage and OPS_FLAG_SPEC. */
 export const OPS_FLAGS: Record<string, Flag> = {
-  '--name': { key: 'name', value: '<name>', help: 'the control socket is <runtime dir>/<name>.sock (default: the script\'s name)', parse: (t, f) => checkName(t, f) },
-  '--metrics': { key: 'metrics', value: '<host:port>', help: 'serve Prometheus metrics at http://<host:port>/metrics (:port for every interface)', parse: parseHostPort },
-  '--probes': { key: 'probes', value: '<host:port>', help: 'serve /livez and /readyz for Kubernetes', parse: parseHostPort },
-  '--shutdown-delay': { key: 'shutdownDelay', value: '<ms>', help: 'after SIGTERM, fail /readyz and keep serving this long before draining (default 0)', parse: parseDelay },
-  '--log-prefix': { key: 'logPrefix', help: 'prefix worker output with [g<generation> w<slot> <pid>] (default: on when stdout is a TTY)', parse: parseSwitch },
-  '--log-format': { key: 'logFormat', value: 'text|json', help: 'the supervisor\'s own events as text or JSON lines (default text)', parse: parseLogFormat },
+  name: { key: 'name', value: '<name>', help: 'the control socket is <runtime dir>/<name>.sock (default: the script\'s name)', parse: (t, f) => checkName(t, f) },
+  metrics: { key: 'metrics', value: '<host:port>', help: 'serve Prometheus metrics at http://<host:port>/metrics (:port for every interface)', parse: parseHostPort },
+  probes: { key: 'probes', value: '<host:port>', help: 'serve /livez and /readyz for Kubernetes', parse: parseHostPort },
+  'shutdown-delay': { key: 'shutdownDelay', value: '<ms>', help: 'after SIGTERM, fail /readyz and keep serving this long before draining (default 0)', parse: parseDelay },
+  'log-prefix': { key: 'logPrefix', help: 'prefix worker output with [g<generation> w<slot> <pid>] (default: when stdout is a TTY)' },
+  'no-log-prefix': { key: 'logPrefix', help: 'never prefix worker output' },
+  'log-format': { key: 'logFormat', value: 'text|json', help: 'the supervisor\'s own events as text or JSON lines (default text)', parse: parseLogFormat },
 }
 
 /**
- * Parses one flag of OPS_FLAGS; `inline` is the text after `=`, `next` the
- * following argument. Returns how many arguments it used (1 or 2), or 0 if
- * `flag` is not one of these. Throws ERR_INVALID_OPTION.
+ * The same flags in service/args.ts's FlagSpec shape, to spread into
+ * run-command.ts's RUN_FLAGS (node:util parseArgs: strings and switches).
  */
-export function parseOpsFlag(options: OpsOptions, flag: string, inline: string | undefined, next: string | undefined): number {
-  if (flag === '--no-log-prefix' && inline === undefined) {
-    options.logPrefix = false
-    return 1
+export const OPS_FLAG_SPEC: Record<string, { type: 'string' | 'boolean' }> = Object.fromEntries(
+  Object.entries(OPS_FLAGS).map(([flag, spec]) => [flag, { type: spec.value === undefined ? 'boolean' : 'string' }]),
+)
+
+/**
+ * OpsOptions from what parseArgs found for OPS_FLAG_SPEC (other flags are
+ * ignored). Throws ERR_INVALID_OPTION naming the flag.
+ */
+export function opsFromValues(values: Record<string, string | boolean | undefined>): OpsOptions {
+  const options: OpsOptions = {}
+  if (values['log-prefix'] === true && values['no-log-prefix'] === true) {
+    throw new HandoverError('ERR_INVALID_OPTION', 'give --log-prefix or --no-log-prefix, not both')
   }
-  const spec = OPS_FLAGS[flag]
-  if (spec === undefined) return 0
-  if (spec.value === undefined) {
-    ;(options as Record<string, unknown>)[spec.key] = inline === undefined ? true : spec.parse(inline, flag)
-    return 1
+  for (const [flag, spec] of Object.entries(OPS_FLAGS)) {
+    const v = values[flag]
+    if (v === undefined || v === false) continue
+    if (spec.parse === undefined) {
+      ;(options as Record<string, unknown>)[spec.key] = flag === 'log-prefix'
+      continue
+    }
+    ;(options as Record<string, unknown>)[spec.key] = spec.parse(String(v), `--${flag}`)
   }
-  const text = inline ?? next
-  if (text === undefined) throw new HandoverError('ERR_INVALID_OPTION', `${flag} needs a value: ${spec.value}`)
-  ;(options as Record<string, unknown>)[spec.key] = spec.parse(text, flag)
-  return inline === undefined ? 2 : 1
+  return options
 }
 
 /** The usage lines for these flags, aligned like run-command.ts's. */
 export function opsUsage(): string {
-  const lines = Object.entries(OPS_FLAGS).map(([flag, spec]) => `  ${`${flag}${spec.value ? ` ${spec.value}` : ''}`.padEnd(26)} ${spec.help}`)
-  return lines.join('\n')
+  return Object.entries(OPS_FLAGS).map(([flag, spec]) => `  ${`--${flag}${spec.value ? ` ${spec.value}` : ''}`.padEnd(24)} ${spec.help}`).join('\n')
 }
