@@ -60,12 +60,17 @@ describe('handover stop', () => {
     expect(isAlive(stubborn.pid!)).toBe(true)
   })
 
-  it('nothing to stop is success: an empty --pid= (systemd\'s unset ${MAINPID}) or a pid that has already exited', async () => {
+  it('an empty --pid= (systemd\'s unset ${MAINPID}: the main process has gone) is success', async () => {
     expect(await stop('--pid=')).toMatchObject({ status: 0, answer: { ok: true, pid: null } })
+  })
+
+  it('a pid that names no process fails with ESRCH, exit 1 and a clear message', async () => {
     const gone = spawn(process.execPath, ['-e', '0'])
     await new Promise((resolve) => gone.on('exit', resolve))
     await waitUntil(() => !isAlive(gone.pid!), 5_000, 'the child to be reaped')
-    expect(await stop('--pid', String(gone.pid))).toMatchObject({ status: 0, answer: { ok: true, pid: gone.pid } })
+    const r = await stop('--pid', String(gone.pid))
+    expect(r).toMatchObject({ status: 1, answer: { ok: false, pid: gone.pid, code: 'ESRCH' } })
+    expect(r.stderr).toBe(`handover: stop failed: ESRCH: no process has pid ${gone.pid}: nothing was stopped\n`)
   })
 
   it('usage errors exit 2 and signal nothing', async () => {

@@ -25,7 +25,7 @@ describe('the handover CLI never waits forever', () => {
   it('status gives up after its default 5 s with exit status 3, saying what it waited for', async () => {
     const silent = await silentServer()
     try {
-      const r = await cliWithin(20_000, 'status', '--socket', silent.path)
+      const r = await cliWithin(20_000, 'status', '--json', '--socket', silent.path)
       expect(r.status).toBe(3)
       expect(r.elapsed).toBeGreaterThanOrEqual(4_900)
       expect(r.elapsed).toBeLessThan(12_000)
@@ -39,7 +39,7 @@ describe('the handover CLI never waits forever', () => {
   it('status --timeout and upgrade --timeout bound the wait the same way', async () => {
     const silent = await silentServer()
     try {
-      const status = await cliWithin(20_000, 'status', '--socket', silent.path, '--timeout', '300')
+      const status = await cliWithin(20_000, 'status', '--json', '--socket', silent.path, '--timeout', '300')
       expect(status).toMatchObject({ status: 3, answer: { ok: false, code: 'ERR_TIMEOUT' } })
       expect(status.elapsed).toBeLessThan(4_000)
       // upgrade: the server's own deadline plus the grace it needs to kill and reap the child.
@@ -113,31 +113,70 @@ describe('the control socket file may be deleted or replaced', () => {
 describe('the control socket bounds its clients', () => {
   const DEADLINE = 1_500
 
-  it('200 idle connections: those beyond 16 are closed at once, the rest at the absolute deadline however they dribble', async () => {
-    const { ctl } = await start({ FIXTURE_CONTROL_DEADLINE: String(DEADLINE) })
-    const started = Date.now()
-    const conns = await Promise.all(Array.from({ length: 200 }, () => new Promise<{ socket: net.Socket; closedAt?: number }>((resolve) => {
+  /** `n` connections that send nothing; each records when the server closed it. */
+  async function idle(ctl: string, n: number, started: number): Promise<Array<{ socket: net.Socket; closedAt?: number }>> {
+    return Promise.all(Array.from({ length: n }, () => new Promise<{ socket: net.Socket; closedAt?: number }>((resolve) => {
       const c: { socket: net.Socket; closedAt?: number } = { socket: net.connect(ctl) }
       c.socket.on('error', () => {})
       c.socket.on('close', () => (c.closedAt = Date.now() - started))
       c.socket.on('connect', () => resolve(c))
       c.socket.on('close', () => resolve(c))
     })))
-    await new Promise((r) => setTimeout(r, 500))
-    const open = conns.filter((c) => c.closedAt === undefined)
-    expect(open.length).toBeLessThanOrEqual(16)
-    expect(open.length).toBeGreaterThan(0)
+  }
+
+  it('200 idle connections, however they dribble, go at the command deadline; status is answered while they are held', async () => {
+    const { f, ctl } = await start({ FIXTURE_CONTROL_DEADLINE: String(DEADLINE) })
+    const started = Date.now()
+    const conns = await idle(ctl, 200, started)
     // Bytes, but never a line: they do not move the deadline.
-    const dribble = setInterval(() => { for (const c of open) if (!c.socket.destroyed) c.socket.write('x') }, 100)
+    const dribble = setInterval(() => { for (const c of conns) if (!c.socket.destroyed) c.socket.write('x') }, 100)
     try {
-      await waitUntil(() => open.every((c) => c.closedAt !== undefined), DEADLINE + 5_000, 'the held connections to be dropped')
+      // Nothing is refused for being one too many: 200 is under the bound.
+      expect(conns.filter((c) => c.closedAt !== undefined)).toHaveLength(0)
+      expect(await cli('status', '--json', '--socket', ctl)).toMatchObject({ status: 0, answer: { ok: true, pid: f.current } })
+      await waitUntil(() => conns.every((c) => c.closedAt !== undefined), DEADLINE + 5_000, 'the idle connections to be dropped')
     } finally {
       clearInterval(dribble)
     }
-    for (const c of open) expect(c.closedAt).toBeGreaterThanOrEqual(DEADLINE - 100)
-    // Nothing is held any more: the server answers at once.
-    expect(await raw(ctl, 'status\n')).toMatchObject({ ok: true })
+    for (const c of conns) expect(c.closedAt).toBeGreaterThanOrEqual(DEADLINE - 100)
   })
+
+  it('over the bound, the oldest idle connection makes room: 100 idle against a bound of 32 leave a status answered', async () => {
+    const { ctl } = await start({ FIXTURE_CONTROL_MAX: '32', FIXTURE_CONTROL_DEADLINE: '60000' })
+    const started = Date.now()
+    const conns: Array<{ socket: net.Socket; closedAt?: number }> = []
+    // One at a time, so that "oldest" is well defined.
+    for (let i = 0; i < 100; i++) conns.push(...await idle(ctl, 1, started))
+    await waitUntil(() => conns.filter((c) => c.closedAt === undefined).length <= 32, 5_000, 'the server to evict down to its bound')
+    const open = conns.map((c, i) => (c.closedAt === undefined ? i : -1)).filter((i) => i >= 0)
+    // The newest survive; the oldest were closed, long before the deadline.
+    expect(Math.min(...open)).toBeGreaterThanOrEqual(100 - 32)
+    for (const c of conns.slice(0, 100 - 32)) expect(c.closedAt).toBeLessThan(30_000)
+    // A client arriving now evicts the oldest idle one and is answered.
+    expect(await raw(ctl, 'status\n')).toMatchObject({ ok: true })
+    for (const c of conns) c.socket.destroy()
+  })
+
+  it('200 concurrent handover status processes while 20 idle connections are held: every one answered', async () => {
+    const { f, ctl } = await start()
+    const held = await idle(ctl, 20, Date.now())
+    try {
+      const results = await Promise.all(Array.from({ length: 200 }, () => cliWithin(120_000, 'status', '--json', '--socket', ctl, '--timeout', '60000')))
+      const failed = results.filter((r) => r.status !== 0)
+      expect(failed.map((r) => r.stderr)).toEqual([])
+      for (const r of results) expect(r.answer).toMatchObject({ ok: true, pid: f.current })
+    } finally {
+      for (const c of held) c.socket.destroy()
+    }
+  }, 180_000)
+
+  it('1,000 concurrent clients in one process, each sending status once with no retry: every one answered', async () => {
+    const { f, ctl } = await start()
+    const answers = await Promise.allSettled(Array.from({ length: 1000 }, () => raw(ctl, 'status\n')))
+    const rejected = answers.filter((a) => a.status === 'rejected').map((a) => String((a as PromiseRejectedResult).reason))
+    expect(rejected).toEqual([])
+    for (const a of answers) expect((a as PromiseFulfilledResult<Record<string, unknown>>).value).toMatchObject({ ok: true, pid: f.current })
+  }, 60_000)
 
   it('a connection running an upgrade outlives the deadline: the upgrade timeout bounds it', async () => {
     const { f, ctl } = await start({ FIXTURE_CONTROL_DEADLINE: '500' })

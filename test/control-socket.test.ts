@@ -26,7 +26,7 @@ describe('control socket and the handover CLI', () => {
     const st = statSync(ctl)
     expect(st.isSocket()).toBe(true)
     expect(st.mode & 0o777).toBe(0o600)
-    expect(await cli('status', '--socket', ctl)).toMatchObject({ status: 0, answer: { ok: true, pid: first, hasParent: false }, stderr: '' })
+    expect(await cli('status', '--json', '--socket', ctl)).toMatchObject({ status: 0, answer: { ok: true, pid: first, hasParent: false }, stderr: '' })
 
     const up = await cli('upgrade', '--socket', ctl)
     expect(up.status).toBe(0)
@@ -38,7 +38,7 @@ describe('control socket and the handover CLI', () => {
     await waitUntil(() => !isAlive(first), 10_000, 'the first generation to exit')
 
     // The socket was handed over with the others; the new generation answers on it.
-    expect(await cli('status', '--socket', ctl)).toMatchObject({ status: 0, answer: { ok: true, pid: second, hasParent: true } })
+    expect(await cli('status', '--json', '--socket', ctl)).toMatchObject({ status: 0, answer: { ok: true, pid: second, hasParent: true } })
     const again = await cli('upgrade', '--socket', ctl, '--timeout', '30000')
     expect(again).toMatchObject({ status: 0, answer: { ok: true } })
     const third = again.answer?.pid as number
@@ -50,7 +50,7 @@ describe('control socket and the handover CLI', () => {
     process.kill(third, 'SIGTERM')
     await waitUntil(() => !isAlive(third), 10_000, 'the last generation to exit')
     expect(existsSync(ctl)).toBe(false)
-    expect(await cli('status', '--socket', ctl)).toMatchObject({ status: 1, answer: { ok: false, code: 'ENOENT' } })
+    expect(await cli('status', '--json', '--socket', ctl)).toMatchObject({ status: 1, answer: { ok: false, code: 'ENOENT' } })
   })
 
   it('a crashing child: the CLI exits 1 with ERR_CHILD_EXITED, and the old process keeps serving and answering', async () => {
@@ -62,7 +62,7 @@ describe('control socket and the handover CLI', () => {
     expect(failed.answer).toMatchObject({ ok: false, code: 'ERR_CHILD_EXITED' })
     expect(failed.stderr).toMatch(/^handover: upgrade failed: ERR_CHILD_EXITED: the new process \d+ exited with code 3/)
     expect(await pidAt({ port })).toBe(first)
-    expect(await cli('status', '--socket', ctl)).toMatchObject({ status: 0, answer: { pid: first } })
+    expect(await cli('status', '--json', '--socket', ctl)).toMatchObject({ status: 0, answer: { pid: first } })
   })
 
   it('--timeout kills a child that never gets ready; a request during an upgrade is queued and answered with the follow-up generation', async () => {
@@ -98,7 +98,7 @@ describe('control socket and the handover CLI', () => {
     expect(await raw(ctl, 'status', true)).toEqual({ ok: true, pid: f.current, hasParent: false })
     expect(await raw(ctl, 'status\r\n')).toEqual({ ok: true, pid: f.current, hasParent: false })
 
-    for (const args of [[], ['upgrade'], ['reload', '--socket', ctl], ['upgrade', '--socket', ctl, '--timeout', 'soon'], ['status', '--socket', ctl, '--timeout', '0'], ['upgrade', '--socket', ctl, '--bogus']]) {
+    for (const args of [[], ['upgrade', 'a/b'], ['upgrade', 'app', '--socket', ctl], ['status', 'one', 'two'], ['reload', '--socket', ctl], ['upgrade', '--socket', ctl, '--timeout', 'soon'], ['status', '--socket', ctl, '--timeout', '0'], ['upgrade', '--socket', ctl, '--bogus']]) {
       const r = await cli(...args)
       expect(r.status, args.join(' ')).toBe(2)
       // The usage lists `handover run` first, then upgrade and status.
@@ -116,7 +116,7 @@ describe('control socket and the handover CLI', () => {
     const clash = await Fixture.start({ FIXTURE_CONTROL_SOCKET: ctl }, { waitFor: 'create-failed' })
     expect(clash.events.find((e) => e.event === 'create-failed')).toMatchObject({ code: 'EADDRINUSE' })
     // The failed instance left the running one's socket alone.
-    expect(await cli('status', '--socket', ctl)).toMatchObject({ status: 0, answer: { pid: f.current } })
+    expect(await cli('status', '--json', '--socket', ctl)).toMatchObject({ status: 0, answer: { pid: f.current } })
 
     const abstract = await Fixture.start({ FIXTURE_CONTROL_SOCKET: '@handover-ctl' }, { waitFor: 'create-failed' })
     expect(abstract.events.find((e) => e.event === 'create-failed')).toMatchObject({ code: 'ERR_INVALID_OPTION' })
@@ -136,7 +136,7 @@ describe('control socket and the handover CLI', () => {
 
     const directory = join(dir, 'a-directory')
     mkdirSync(directory)
-    expect(await cli('status', '--socket', directory)).toMatchObject({
+    expect(await cli('status', '--json', '--socket', directory)).toMatchObject({
       status: 1, answer: { ok: false, code: 'ENOTSOCK', message: `cannot reach ${directory}: ${directory} is a directory, not a control socket` },
     })
     const file = join(dir, 'a-file')

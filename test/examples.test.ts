@@ -115,7 +115,7 @@ describe('the README quick starts', () => {
     const { child, output } = start([CLI, 'run', '-w', '2', '--control-socket', socket, 'examples/quick-start/app.mjs'], ROOT, { PORT: String(port) })
     const supervisor = child.pid as number
     const status = (): Status => {
-      const answer = cli(['status', '--socket', socket]).answer as unknown as Status
+      const answer = cli(['status', '--json', '--socket', socket]).answer as unknown as Status
       for (const w of answer?.workers ?? []) pids.add(w.pid)
       return answer
     }

@@ -3,22 +3,32 @@
 // controlSocket option), to upgrade, and exits non-zero if the upgrade
 // failed. That makes it a reload command that reports its result, e.g.
 // systemd's ExecReload=.
-import { readFileSync, statSync } from 'node:fs'
-import net from 'node:net'
+import { readFileSync } from 'node:fs'
 import { DEFAULTS, MAX_TIMEOUT, parseMs } from '../core/options.js'
 import { parseCommandLine, UsageError } from './args.js'
+import { request } from './control-client.js'
+import { findSocket, nameProblem } from './runtime-dir.js'
+import { formatStatusTable } from './status-table.js'
+import type { HandoverError } from '../core/errors.js'
 
 const USAGE = `usage: handover run [options] <script> [script args...]   (handover run --help)
-       handover upgrade --socket PATH [--timeout MS]
-       handover status --socket PATH [--timeout MS]
+       handover upgrade [NAME | --socket PATH] [--timeout MS]
+       handover status [NAME | --socket PATH] [--timeout MS] [--json]
        handover stop --pid PID [--timeout MS]
 
   upgrade    start the next generation; succeed once it serves
-  status     the pid of the generation answering on the socket
+  status     what serves on the socket: a table of its workers (pid,
+             generation, state, uptime, restarts, RSS, CPU%, requests where
+             known); --json prints the server's whole JSON answer instead
   stop       send SIGTERM to PID and wait until it has exited: systemd's
              ExecStop=, since systemd does not wait for a main process that
-             a hand-off made (an empty PID, from an unset $MAINPID, is ok)
+             a hand-off made (an empty PID, from an unset $MAINPID, is ok;
+             a PID that names no process fails with ESRCH)
 
+  NAME                a handover run --name: its control socket in
+                      $XDG_RUNTIME_DIR/handover, /run/handover (root) or
+                      $TMPDIR/handover-UID; without NAME or --socket, the one
+                      socket there (several: name one)
   -s, --socket PATH   the server's controlSocket (not its pid file)
   -v, --version       print handover's version
   -t, --timeout MS    upgrade: kill the new process if it is not ready in time
@@ -29,15 +39,9 @@ const USAGE = `usage: handover run [options] <script> [script args...]   (handov
                       stop: give up waiting after MS (default 80000), exit 1
   -p, --pid PID       stop: the process to stop, e.g. --pid=\${MAINPID}
 
-Prints the server's JSON answer. Exit status: 0 ok, 1 failed (the error code
-is in the answer and on stderr), 2 usage error, 3 no answer in time.`
-
-interface Answer {
-  ok: boolean
-  code?: string
-  message?: string
-  [field: string]: unknown
-}
+upgrade prints the server's JSON answer, as status --json does. Exit status:
+0 ok, 1 failed (the error code is on stderr, and in the answer with --json),
+2 usage error, 3 no answer in time.`
 
 /** What the server may need after the deadline to kill and reap the new process, in ms. */
 const ANSWER_GRACE = DEFAULTS.answerGrace
@@ -55,16 +59,6 @@ function usage(problem: string): never {
   throw new UsageError(problem)
 }
 
-function parseAnswer(text: string, path: string): Answer {
-  try {
-    const value = JSON.parse(text) as Answer
-    if (typeof value === 'object' && value !== null && typeof value.ok === 'boolean') return value
-  } catch {
-    // Reported below.
-  }
-  return { ok: false, code: 'ERR_PROTOCOL', message: `${path} answered something that is not a handover answer: ${JSON.stringify(text.slice(0, 120))}` }
-}
-
 /** The package's own version: dist/service/cli.js sits two levels below package.json. */
 function version(): string {
   return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
@@ -79,58 +73,6 @@ function version(): string {
  */
 function refusePidFile(path: string): never {
   usage(`--pid-file is not supported: a pid file names a pid, not the server; start the server with the controlSocket option and pass that path as --socket (here you gave --pid-file ${path})`)
-}
-
-/** Connecting to something that is not a socket says ECONNREFUSED, which reads as "not running". */
-function notASocket(path: string): string | undefined {
-  try {
-    const st = statSync(path)
-    if (st.isDirectory()) return `${path} is a directory, not a control socket`
-    if (!st.isSocket()) return `${path} is not a socket`
-  } catch {
-    // Missing or unreadable: the connect error says so.
-  }
-  return undefined
-}
-
-function connectError(err: NodeJS.ErrnoException, path: string): Answer {
-  const wrongKind = notASocket(path)
-  if (wrongKind !== undefined) return { ok: false, code: 'ENOTSOCK', message: `cannot reach ${path}: ${wrongKind}` }
-  const code = err.code ?? 'ERR_CONNECT'
-  const why = code === 'ENOENT' ? 'no such socket: is the server running with the controlSocket option?'
-    : code === 'ECONNREFUSED' ? 'nothing is accepting on it: the server is not running'
-    : code === 'EACCES' ? 'permission denied: run as the user the server runs as'
-    : err.message
-  return { ok: false, code, message: `cannot reach ${path}: ${why}` }
-}
-
-/** Sends one command line and resolves with the one answer line. */
-function request(path: string, line: string, waitMs: number): Promise<Answer> {
-  return new Promise((resolve) => {
-    const socket = net.connect(path)
-    let buffer = ''
-    let timer: NodeJS.Timeout | undefined
-    const finish = (answer: Answer): void => {
-      clearTimeout(timer)
-      socket.destroy()
-      resolve(answer)
-    }
-    // Covers the connect as well as the answer.
-    timer = setTimeout(() => finish({ ok: false, code: 'ERR_TIMEOUT', message: `no answer to ${JSON.stringify(line)} from ${path} within ${waitMs} ms` }), waitMs)
-    socket.setEncoding('utf8')
-    socket.on('connect', () => socket.write(`${line}\n`))
-    socket.on('data', (chunk: string) => {
-      buffer += chunk
-      const newline = buffer.indexOf('\n')
-      if (newline !== -1) finish(parseAnswer(buffer.slice(0, newline), path))
-    })
-    socket.on('end', () => {
-      finish(buffer === ''
-        ? { ok: false, code: 'ERR_PROTOCOL', message: `${path} closed the connection without an answer` }
-        : parseAnswer(buffer, path))
-    })
-    socket.on('error', (err) => finish(connectError(err, path)))
-  })
 }
 
 /** stop's default wait, under systemd's default TimeoutStopSec= of 90 s. */
@@ -176,6 +118,19 @@ async function stop(pidText: string | undefined, timeoutText: string | undefined
   const started = Date.now()
   try {
     process.kill(pid, 'SIGTERM')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'ERR_UNKNOWN'
+    // ESRCH: a pid that names no process is a wrong pid (a stale pid file, a
+    // typo), not a stopped service: saying ok would hide it. An empty --pid=
+    // (above) is how systemd says the main process has already gone.
+    const message = code === 'ESRCH' ? `no process has pid ${pid}: nothing was stopped`
+      : code === 'EPERM' ? `not allowed to signal pid ${pid}: run as its user`
+      : (err as Error).message
+    answer({ ok: false, pid, code, message })
+    process.stderr.write(`handover: stop failed: ${code}: ${message}\n`)
+    return 1
+  }
+  try {
     while (running(pid)) {
       if (Date.now() - started >= timeout) {
         answer({ ok: false, pid, code: 'ERR_TIMEOUT', message: `pid ${pid} still running ${timeout} ms after SIGTERM` })
@@ -185,14 +140,11 @@ async function stop(pidText: string | undefined, timeoutText: string | undefined
       await new Promise((resolve) => setTimeout(resolve, STOP_POLL))
     }
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code !== 'ESRCH') {
-      const message = code === 'EPERM' ? `not allowed to signal pid ${pid}: run as its user` : (err as Error).message
-      answer({ ok: false, pid, code, message })
-      process.stderr.write(`handover: stop failed: ${code}: ${message}\n`)
-      return 1
-    }
-    // ESRCH: it had already exited.
+    // running() rethrows what kill(pid, 0) says apart from ESRCH (which means it has gone).
+    const code = (err as NodeJS.ErrnoException).code ?? 'ERR_UNKNOWN'
+    answer({ ok: false, pid, code, message: (err as Error).message })
+    process.stderr.write(`handover: stop failed: ${code}: ${(err as Error).message}\n`)
+    return 1
   }
   answer({ ok: true, pid, waitedMs: Date.now() - started })
   return 0
@@ -205,6 +157,7 @@ const FLAGS = {
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
   'pid-file': { type: 'string' },
+  json: { type: 'boolean' },
 } as const
 
 /** `handover upgrade|status|stop ...`: resolves with the exit status; a usage error prints the usage and gives 2. */
@@ -220,7 +173,7 @@ export async function clientCommand(argv: string[]): Promise<number> {
 
 async function client(argv: string[]): Promise<number> {
   const { values: v, positionals } = parseCommandLine(argv, FLAGS)
-  const values = v as { socket?: string; timeout?: string; pid?: string; help?: boolean; version?: boolean; 'pid-file'?: string }
+  const values = v as { socket?: string; timeout?: string; pid?: string; help?: boolean; version?: boolean; 'pid-file'?: string; json?: boolean }
   if (values.help) {
     process.stdout.write(`${USAGE}\n`)
     return 0
@@ -233,8 +186,22 @@ async function client(argv: string[]): Promise<number> {
   const [command, ...extra] = positionals
   if (command === 'stop') return stop(values.pid, values.timeout, extra)
   if (command !== 'upgrade' && command !== 'status') usage(command === undefined ? 'no command' : `unknown command ${JSON.stringify(command)}`)
-  if (extra.length > 0) usage(`unexpected argument ${JSON.stringify(extra[0])}`)
-  if (values.socket === undefined || values.socket === '') usage('--socket PATH is required')
+  if (extra.length > 1) usage(`unexpected argument ${JSON.stringify(extra[1])}`)
+  if (values.socket === '') usage('--socket takes a path')
+  if (values.socket !== undefined && extra.length > 0) usage(`give a NAME or --socket PATH, not both (${JSON.stringify(extra[0])} and --socket ${values.socket})`)
+  const name = extra[0]
+  if (name !== undefined && nameProblem(name) !== undefined) usage(`invalid name ${JSON.stringify(name.slice(0, 100))}: ${nameProblem(name)}`)
+  let socket = values.socket
+  if (socket === undefined) {
+    try {
+      socket = findSocket(name)
+    } catch (err) {
+      const e = err as HandoverError
+      if (values.json === true || command === 'upgrade') process.stdout.write(`${JSON.stringify({ ok: false, code: e.code, message: e.message })}\n`)
+      process.stderr.write(`handover: ${command} failed: ${e.code}: ${e.message}\n`)
+      return 1
+    }
+  }
   let line: string = command
   let waitMs = command === 'upgrade' ? DEFAULT_UPGRADE_WAIT : DEFAULT_STATUS_WAIT
   if (values.timeout !== undefined) {
@@ -248,8 +215,13 @@ async function client(argv: string[]): Promise<number> {
       waitMs = ms
     }
   }
-  const answer = await request(values.socket, line, waitMs)
-  process.stdout.write(`${JSON.stringify(answer)}\n`)
+  const answer = await request(socket, line, waitMs, { idempotent: command === 'status' })
+  // A table for people; the JSON for scripts (and upgrade's answer, which is short).
+  if (command === 'status' && values.json !== true) {
+    if (answer.ok) process.stdout.write(formatStatusTable(answer, Date.now()))
+  } else {
+    process.stdout.write(`${JSON.stringify(answer)}\n`)
+  }
   if (answer.ok) return 0
   process.stderr.write(`handover: ${command} failed: ${answer.code}: ${answer.message}\n`)
   // ERR_TIMEOUT is only ever this command's own deadline: the server says ERR_UPGRADE_TIMEOUT.

@@ -1,4 +1,4 @@
-import { lstatSync, type Stats } from 'node:fs'
+import { lstatSync, readFileSync, type Stats } from 'node:fs'
 import net from 'node:net'
 import type { Listener, SocketTable } from '../core/listeners.js'
 import { MAX_TIMEOUT, parseMs } from '../core/options.js'
@@ -39,16 +39,26 @@ interface FileIdentity {
  */
 export class ControlServer {
   /**
-   * Milliseconds a connection may last from accept, however it sends: a
-   * client that dribbles bytes cannot hold a slot longer. A connection
-   * running an upgrade is bounded by the upgrade's own timeout instead.
-   * Static so that tests can shorten it; not an option.
+   * Milliseconds a connection has, from accept, to send its command line,
+   * however it sends (a client that dribbles bytes gets no longer), and
+   * again, once answered, to read the answer. A real client sends its line
+   * at once, so an idle connection goes quickly. While a command runs there
+   * is no deadline: a status answers at once, an upgrade is bounded by its
+   * own timeout. Static so that tests can shorten it; not an option.
    */
-  static connectionDeadline = 10_000
-  /** Connections served at once; more are closed as soon as they are accepted. */
-  static maxConnections = 16
+  static connectionDeadline = 5_000
+  /**
+   * Connections open at once before the oldest one still without a command
+   * is closed to make room (never one whose command has been read).
+   * Undefined: from the fd limit, see connectionBound(). Static for tests.
+   */
+  static maxConnections: number | undefined = undefined
 
   private server?: net.Server
+  /** Accepted, no command read yet, oldest first (a Set iterates in insertion order). */
+  private readonly waiting = new Set<net.Socket>()
+  private open = 0
+  private bound = 0
 
   private constructor(private readonly listener: Listener, private readonly file: FileIdentity | undefined) {}
 
@@ -76,13 +86,17 @@ export class ControlServer {
   /** Starts answering, from ready() on, until the process hands over or stops. */
   serve(target: ControlTarget, done: Promise<void>): void {
     if (this.server) return
+    this.bound = ControlServer.maxConnections ?? connectionBound()
+    // No net maxConnections: it closes the newest connection, which is the
+    // legitimate one when idle ones hold every slot. onConnection evicts instead.
     const server = net.createServer({ allowHalfOpen: true }, (socket) => this.onConnection(socket, target))
-    // Beyond this, net closes each accepted connection at once.
-    server.maxConnections = ControlServer.maxConnections
     server.on('error', (err: NodeJS.ErrnoException) => {
       process.emitWarning(`the control socket ${this.listener.address} stopped serving: ${err.message}`, { type: 'HandoverWarning', code: err.code })
     })
-    server.listen(this.listener)
+    // listen() again on the held socket with a longer queue than the 511 it
+    // was bound with: a burst of clients waits in the kernel instead of
+    // failing to connect with EAGAIN (Linux caps it at net.core.somaxconn).
+    server.listen(this.listener, LISTEN_BACKLOG)
     // The application's own servers decide when the process may exit.
     server.unref()
     this.server = server
@@ -102,20 +116,34 @@ export class ControlServer {
       clearTimeout(deadline)
       deadline = setTimeout(() => socket.destroy(), ControlServer.connectionDeadline).unref()
     }
+    this.open++
+    this.waiting.add(socket)
+    socket.on('close', () => {
+      this.open--
+      this.waiting.delete(socket)
+      clearTimeout(deadline)
+    })
+    socket.on('error', () => {})
+    if (this.open > this.bound) {
+      // The oldest connection that has not sent a command makes room. If that
+      // is this one, every other connection is running a command: refuse this one.
+      const oldest = this.waiting.values().next().value as net.Socket
+      oldest.destroy()
+      if (oldest === socket) return
+    }
     startDeadline()
     socket.setEncoding('utf8')
-    socket.on('error', () => {})
-    socket.on('close', () => clearTimeout(deadline))
     const handle = (line: string): void => {
       answered = true
+      this.waiting.delete(socket)
       socket.removeAllListeners('data')
-      const command = line.trim()
-      // An upgrade takes as long as the upgrade timeout allows; the deadline starts again once it is answered.
-      if (command.startsWith('upgrade')) clearTimeout(deadline)
-      void run(command, target, () => this.pathState()).then((answer) => {
+      // No deadline while the command runs: status answers at once, an upgrade is bounded by its timeout.
+      clearTimeout(deadline)
+      void run(line.trim(), target, () => this.pathState()).then((answer) => {
         if (socket.destroyed) return
         socket.end(`${JSON.stringify(answer)}\n`)
-        if (command.startsWith('upgrade')) startDeadline()
+        // A client that does not read its answer does not keep the connection.
+        startDeadline()
       })
     }
     socket.on('data', (chunk: string) => {
@@ -137,6 +165,29 @@ export class ControlServer {
     if (this.file === undefined || !st.isSocket() || st.dev !== this.file.dev || st.ino !== this.file.ino) return { socketPathReplaced: true }
     return {}
   }
+}
+
+/** The listen() queue asked for; the kernel caps it (net.core.somaxconn: 4096 since Linux 5.4). */
+const LISTEN_BACKLOG = 4096
+
+/**
+ * How many control connections may be open at once: a quarter of the
+ * process's fd limit (Node raises the soft limit to the hard one at start),
+ * between 64 and 1024, so that a flood of control clients cannot take the
+ * fds the application's own sockets need.
+ */
+export function connectionBound(limitsText?: string): number {
+  let text = limitsText
+  if (text === undefined) {
+    try {
+      text = readFileSync('/proc/self/limits', 'utf8')
+    } catch {
+      return 1024 // No procfs: the cap alone.
+    }
+  }
+  const soft = /^Max open files\s+(\d+|unlimited)/m.exec(text)?.[1]
+  if (soft === undefined || soft === 'unlimited') return 1024
+  return Math.min(1024, Math.max(64, Math.floor(Number(soft) / 4)))
 }
 
 function lstatOrUndefined(path: string): Stats | undefined {

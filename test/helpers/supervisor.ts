@@ -74,7 +74,7 @@ export class Supervised {
 
   /** The status a control socket answers, or (without one) the workers seen in "listening <pid>" lines. */
   status(socket: string): Status {
-    const { answer } = cli(['status', '--socket', socket])
+    const { answer } = cli(['status', '--json', '--socket', socket])
     const status = answer as unknown as Status
     for (const w of status?.workers ?? []) workerPids.add(w.pid)
     return status
