@@ -75,7 +75,7 @@ describe('a garbage inheritance gets ERR_BAD_INHERITANCE', () => {
     expect(JSON.parse(reply)).toEqual({
       type: 'refused',
       code: 'ERR_INCOMPATIBLE',
-      message: 'the parent speaks handover protocol versions 99 to 100, this process speaks version 1',
+      message: 'the parent speaks handover protocol versions 99 to 100, this process speaks versions 1 to 2',
     })
   })
 

@@ -67,7 +67,7 @@ describe('handover run at its edges', () => {
     const patch = fileURLToPath(new URL('./fixtures/speak-protocol.mjs', import.meta.url))
     // NODE_OPTIONS' --import runs before the workers' own --import of handover/register.
     const s = Supervised.launch(['-w', '2'], 'worker.mjs', { PORT: String(port), FIXTURE_WORKER_PROTOCOL: '99-99', NODE_OPTIONS: `--import=${patch}` })
-    await s.waitForLine(/^handover: could not start: ERR_INCOMPATIBLE: worker \d+ refused the hand-off: ERR_INCOMPATIBLE: the parent speaks handover protocol version 1, this process speaks version 99/)
+    await s.waitForLine(/^handover: could not start: ERR_INCOMPATIBLE: worker \d+ refused the hand-off: ERR_INCOMPATIBLE: the parent speaks handover protocol versions 1 to 2, this process speaks version 99/)
     expect((await s.exited()).code).toBe(1)
   })
 })

@@ -14,7 +14,7 @@ import {
 import type { Parent } from '../core/parent.js'
 import type { PlatformBackend } from '../core/platform.js'
 import { removeOwnPidFile, writePidFile } from '../core/pidfile.js'
-import { releaseStartingSighup } from '../core/starting-sighup.js'
+import { releaseStartingSignal } from '../core/starting-signal.js'
 import { Successor } from '../core/successor.js'
 import type { ControlServer } from '../service/control-socket.js'
 import { ServiceNotifier } from '../service/systemd.js'
@@ -156,7 +156,7 @@ export class Upgrader {
         throw stoppedError()
       }
       this.isReady = true
-      releaseStartingSighup()
+      releaseStartingSignal()
       if (this.parent) {
         await this.parent.sendReady(this.table.keys())
         // READY=1 counts only once the parent has made this process the main one.
@@ -269,7 +269,7 @@ export class Upgrader {
   stop(): void {
     if (this.stopped) return
     this.stopped = true
-    releaseStartingSighup()
+    releaseStartingSignal()
     this.stopController.abort(stoppedError())
     if (!this.successor) {
       // A new generation that never became ready is not the last one: its

@@ -41,7 +41,17 @@ export const DEFAULTS = {
   statusWait: 5_000,
   /** ms `handover stop` waits for the process to exit: under systemd's default TimeoutStopSec= of 90 s. */
   stopWait: 80_000,
+  /** The signal that asks for an upgrade (handover/register, handover run). */
+  upgradeSignal: 'SIGHUP' as UpgradeSignal,
 } as const
+
+/**
+ * The signals an upgrade may be asked for with. SIGHUP is the default;
+ * SIGUSR2 is what grace, einhorn and unicorn users expect. SIGUSR1 is
+ * left out: Node starts its inspector on it.
+ */
+export const UPGRADE_SIGNALS = ['SIGHUP', 'SIGUSR2'] as const
+export type UpgradeSignal = (typeof UPGRADE_SIGNALS)[number]
 
 /** The most workers one generation may have. */
 export const MAX_WORKERS = 1024
@@ -60,6 +70,8 @@ export const ENV = {
   upgradeTimeout: 'HANDOVER_UPGRADE_TIMEOUT',
   drainTimeout: 'HANDOVER_DRAIN_TIMEOUT',
   exitGrace: 'HANDOVER_EXIT_GRACE',
+  /** SIGHUP (default) or SIGUSR2: the signal that upgrades; read by a new generation from import on, to ignore it while it starts. */
+  upgradeSignal: 'HANDOVER_UPGRADE_SIGNAL',
   /** `0` starts new generations without Node's compile cache. */
   compileCache: 'HANDOVER_COMPILE_CACHE',
 
@@ -286,6 +298,8 @@ export interface PreloadSettings {
   drainTimeout: number
   /** HANDOVER_EXIT_GRACE, ms: how long after the drain a process that is still alive is made to exit. */
   exitGrace: number
+  /** HANDOVER_UPGRADE_SIGNAL: the signal that upgrades; any other (SIGHUP included) stays the app's. */
+  upgradeSignal: UpgradeSignal
 }
 
 export function readPreloadSettings(env: NodeJS.ProcessEnv = process.env): PreloadSettings {
@@ -299,7 +313,15 @@ export function readPreloadSettings(env: NodeJS.ProcessEnv = process.env): Prelo
     readyTimeout: ms(ENV.readyTimeout, ms(ENV.upgradeTimeout, DEFAULTS.readyTimeout, 1), 1),
     drainTimeout: ms(ENV.drainTimeout, DEFAULTS.drainTimeout, 0),
     exitGrace: ms(ENV.exitGrace, DEFAULTS.exitGrace, 0),
+    upgradeSignal: upgradeSignalOption(ENV.upgradeSignal, env[ENV.upgradeSignal] || undefined),
   }
+}
+
+/** One of UPGRADE_SIGNALS; the default if undefined. */
+export function upgradeSignalOption(name: string, v: unknown): UpgradeSignal {
+  if (v === undefined) return DEFAULTS.upgradeSignal
+  if (!(UPGRADE_SIGNALS as readonly unknown[]).includes(v)) throw invalidOption(name, v, `one of ${UPGRADE_SIGNALS.join(', ')}`)
+  return v as UpgradeSignal
 }
 
 // --- handover run ---
@@ -321,6 +343,8 @@ export interface SupervisorOptions {
   drainTimeout?: number
   /** Replace workers one at a time, each new one ready before its old one drains. */
   rolling?: boolean
+  /** The signal that upgrades (SIGHUP or SIGUSR2); the workers use it too. Default SIGHUP. */
+  upgradeSignal?: UpgradeSignal
   /** Node flags for the workers, before the preload. Default: this process's execArgv. */
   execArgv?: string[]
   cwd?: string
@@ -339,6 +363,7 @@ export interface SupervisorSettings {
   readyTimeout: number
   drainTimeout: number
   rolling: boolean
+  upgradeSignal: UpgradeSignal
   execArgv: string[]
   cwd: string
   env?: NodeJS.ProcessEnv
@@ -363,6 +388,7 @@ export function resolveSupervisorOptions(o: SupervisorOptions): SupervisorSettin
     readyTimeout: msOption('readyTimeout', o.readyTimeout, DEFAULTS.readyTimeout, 1),
     drainTimeout: msOption('drainTimeout', o.drainTimeout, DEFAULTS.drainTimeout, 1),
     rolling: booleanOption('rolling', o.rolling, false),
+    upgradeSignal: upgradeSignalOption('upgradeSignal', o.upgradeSignal),
     execArgv: checkStrings('execArgv', o.execArgv) ?? process.execArgv,
     cwd,
     env: o.env,
@@ -371,12 +397,15 @@ export function resolveSupervisorOptions(o: SupervisorOptions): SupervisorSettin
 }
 
 /**
- * A worker's environment: the supervisor's own settings removed, and the
- * worker's drain set to give up a little before the supervisor kills it.
+ * A worker's environment: the supervisor's own settings removed, the
+ * worker's drain set to give up a little before the supervisor kills it,
+ * and the supervisor's upgrade signal (a worker asks the supervisor to
+ * upgrade when it gets it).
  */
-export function workerEnv(env: NodeJS.ProcessEnv, drainTimeout: number): NodeJS.ProcessEnv {
+export function workerEnv(env: NodeJS.ProcessEnv, settings: { drainTimeout: number; upgradeSignal: UpgradeSignal }): NodeJS.ProcessEnv {
   const out = { ...env }
   delete out[ENV.pidFile]
-  out[ENV.drainTimeout] ??= String(Math.max(0, drainTimeout - DEFAULTS.workerDrainMargin))
+  out[ENV.drainTimeout] ??= String(Math.max(0, settings.drainTimeout - DEFAULTS.workerDrainMargin))
+  out[ENV.upgradeSignal] = settings.upgradeSignal
   return out
 }

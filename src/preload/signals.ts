@@ -12,7 +12,8 @@ type StopSignal = 'SIGTERM' | 'SIGINT'
  * a process that never serves (npm, a build step under NODE_OPTIONS) keeps
  * Node's defaults.
  *
- * - SIGHUP upgrades, and says how it went in one line on stderr. One that
+ * - SIGHUP (or HANDOVER_UPGRADE_SIGNAL, e.g. SIGUSR2: then SIGHUP stays the
+ *   app's) upgrades, and says how it went in one line on stderr. One that
  *   arrives while an upgrade is under way is queued (upgradeSoon()).
  * - SIGTERM and SIGINT stop: no more upgrades, a starting child is killed,
  *   and, unless the app has a handler of its own for that signal, every
@@ -34,12 +35,12 @@ export class ProcessSignals {
     private readonly retire: (force: AbortSignal) => Promise<void>,
     private readonly whenReady: Promise<void>,
   ) {
-    process.on('SIGHUP', this.onHangUp)
+    process.on(settings.upgradeSignal, this.onUpgradeSignal)
     process.on('SIGTERM', this.onStop)
     process.on('SIGINT', this.onStop)
   }
 
-  private readonly onHangUp = (): void => {
+  private readonly onUpgradeSignal = (): void => {
     const started = performance.now()
     this.upgradeSoon().then(
       ({ pid }) => say(`upgraded to pid ${pid} in ${Math.round(performance.now() - started)} ms`),

@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs'
 import type { HandoverError } from '../core/errors.js'
-import { MAX_WORKERS, msText, type SupervisorOptions } from '../core/options.js'
+import { DEFAULTS, MAX_WORKERS, msText, UPGRADE_SIGNALS, type SupervisorOptions, type UpgradeSignal } from '../core/options.js'
 import { parseCommandLine, UsageError, type FlagSpec } from '../service/args.js'
 import { startReaper } from './reaper.js'
 import { Supervisor } from './supervisor.js'
@@ -12,8 +13,10 @@ export const RUN_USAGE = `usage: handover run [options] <script> [script args...
   --ready-timeout <ms>     per new worker (default 60000)
   --drain-timeout <ms>     an old worker still alive after this is killed (default 30000)
   --rolling                replace workers one at a time instead of all at once
+  --upgrade-signal <sig>   SIGHUP (default) or SIGUSR2: the signal that upgrades
 
-Signals: SIGHUP upgrades; SIGTERM and SIGINT stop gracefully (a second one forces).`
+Signals: SIGHUP (or --upgrade-signal) upgrades, and a request during an upgrade
+is queued; SIGTERM and SIGINT stop gracefully (a second one forces).`
 
 const RUN_FLAGS: FlagSpec = {
   workers: { type: 'string', short: 'w' },
@@ -22,6 +25,7 @@ const RUN_FLAGS: FlagSpec = {
   'ready-timeout': { type: 'string' },
   'drain-timeout': { type: 'string' },
   rolling: { type: 'boolean' },
+  'upgrade-signal': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 }
 
@@ -53,6 +57,11 @@ export function parseRunArgs(argv: string[]): SupervisorOptions & { help?: boole
   if (text('ready-timeout') !== undefined) options.readyTimeout = ms('ready-timeout')
   if (text('drain-timeout') !== undefined) options.drainTimeout = ms('drain-timeout')
   if (values.rolling) options.rolling = true
+  const signal = text('upgrade-signal')
+  if (signal !== undefined) {
+    if (!(UPGRADE_SIGNALS as readonly string[]).includes(signal)) throw new UsageError(`--upgrade-signal takes ${UPGRADE_SIGNALS.join(' or ')}, not ${JSON.stringify(signal)}`)
+    options.upgradeSignal = signal as UpgradeSignal
+  }
   return options
 }
 
@@ -94,7 +103,11 @@ export async function runCommand(argv: string[]): Promise<number> {
   process.on('SIGTERM', onStop)
   process.on('SIGINT', onStop)
   // A deploy during another one is queued, never dropped: the supervisor says so in one line.
-  process.on('SIGHUP', () => void supervisor?.upgrade({ queue: true }).catch(() => {}))
+  const upgradeSignal = options.upgradeSignal ?? DEFAULTS.upgradeSignal
+  process.on(upgradeSignal, () => void supervisor?.upgrade({ queue: true }).catch(() => {}))
+  // With another upgrade signal, SIGHUP is the app's: each serving worker gets it.
+  if (upgradeSignal !== 'SIGHUP') process.on('SIGHUP', () => supervisor?.signalWorkers('SIGHUP'))
+  warnUnderNpm()
   try {
     supervisor = await Supervisor.start(options)
   } catch (err) {
@@ -110,4 +123,45 @@ export async function runCommand(argv: string[]): Promise<number> {
   reaper?.stop()
   process.stderr.write('handover: stopped\n')
   return 0
+}
+
+/**
+ * npm and npx run a command as their child and do not pass on the signals
+ * a supervisor needs: under `npx handover run` at PID 1, `docker kill -s
+ * HUP` upgrades nothing and `docker stop` kills without a drain. Said once,
+ * at start, when the parent is npm or npx, or a shell that npm started.
+ * (Not from npm_* variables: a test runner under `npm test` has those.)
+ */
+function warnUnderNpm(): void {
+  let pid = process.ppid
+  for (let depth = 0; depth < 2 && pid > 1; depth++) {
+    const command = commandLine(pid)
+    if (command === undefined) return
+    if (/(^|\/)(npm|npx)(\s|$)|npm-cli\.js|npx-cli\.js/.test(command)) {
+      process.stderr.write('handover: warning: started by npm or npx, which do not pass SIGHUP or SIGTERM on as handover needs them; ' +
+        'run `node_modules/.bin/handover run ...` or `node node_modules/handover/dist/bin.js run ...` directly (docs/deployment.md#docker)\n')
+      return
+    }
+    // `npm run` starts its script through a shell: look one step further up.
+    if (!/^(\/\S*\/)?(sh|bash|dash)\s+-c\b/.test(command)) return
+    pid = parentOf(pid) ?? 0
+  }
+}
+
+/** A process's command line, where /proc tells it. */
+function commandLine(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim()
+  } catch {
+    return undefined
+  }
+}
+
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+  } catch {
+    return undefined
+  }
 }

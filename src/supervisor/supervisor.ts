@@ -125,6 +125,13 @@ export class Supervisor {
     return this.upgrading
   }
 
+  /** Sends `signal` to every worker of the serving generation (the app's own signals, which the supervisor does not use). */
+  signalWorkers(signal: NodeJS.Signals): void {
+    for (const slot of this.generations.slots) {
+      if (slot.worker.state === 'ready') slot.worker.signal(signal)
+    }
+  }
+
   status(): SupervisorStatus {
     return supervisorStatus(this.generations)
   }
@@ -157,7 +164,7 @@ export class Supervisor {
       command: process.execPath,
       args: [...o.execArgv, '--import', REGISTER, o.script, ...o.args],
       cwd: o.cwd,
-      env: withCompileCache(workerEnv(o.env ?? process.env, o.drainTimeout)),
+      env: withCompileCache(workerEnv(o.env ?? process.env, o)),
       sockets: this.table.outgoing(),
       generation,
       readyTimeout: o.readyTimeout,

@@ -100,6 +100,10 @@ export class Worker {
   kill(): void {
     this.successor.kill()
   }
+
+  signal(signal: NodeJS.Signals): void {
+    if (this.state !== 'exited') this.successor.process.kill(signal)
+  }
 }
 
 /**

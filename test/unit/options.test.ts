@@ -74,9 +74,12 @@ describe('drain()', () => {
 
 describe('handover/register', () => {
   it('reads its settings from the environment, with the defaults of the API', () => {
-    expect(readPreloadSettings({})).toEqual({ pidFile: undefined, readyTimeout: DEFAULTS.readyTimeout, drainTimeout: DEFAULTS.drainTimeout, exitGrace: DEFAULTS.exitGrace })
-    const s = readPreloadSettings({ [ENV.pidFile]: '/run/a.pid', [ENV.readyTimeout]: '1500', [ENV.drainTimeout]: '0', [ENV.exitGrace]: '10' })
-    expect(s).toEqual({ pidFile: '/run/a.pid', readyTimeout: 1500, drainTimeout: 0, exitGrace: 10 })
+    expect(readPreloadSettings({})).toEqual({
+      pidFile: undefined, readyTimeout: DEFAULTS.readyTimeout, drainTimeout: DEFAULTS.drainTimeout, exitGrace: DEFAULTS.exitGrace, upgradeSignal: 'SIGHUP',
+    })
+    const s = readPreloadSettings({ [ENV.pidFile]: '/run/a.pid', [ENV.readyTimeout]: '1500', [ENV.drainTimeout]: '0', [ENV.exitGrace]: '10', [ENV.upgradeSignal]: 'SIGUSR2' })
+    expect(s).toEqual({ pidFile: '/run/a.pid', readyTimeout: 1500, drainTimeout: 0, exitGrace: 10, upgradeSignal: 'SIGUSR2' })
+    expect(() => readPreloadSettings({ [ENV.upgradeSignal]: 'SIGUSR1' })).toThrow(invalid(/^option HANDOVER_UPGRADE_SIGNAL must be one of SIGHUP, SIGUSR2/))
   })
 
   it('HANDOVER_UPGRADE_TIMEOUT is still read; HANDOVER_READY_TIMEOUT wins', () => {
@@ -104,10 +107,11 @@ describe('handover run', () => {
   })
 
   it("a worker's environment: no pid file of the supervisor's, a drain that ends before the supervisor's kill", () => {
-    const env = workerEnv({ [ENV.pidFile]: '/run/s.pid', PATH: '/bin' }, 30_000)
-    expect(env).toEqual({ PATH: '/bin', [ENV.drainTimeout]: String(30_000 - DEFAULTS.workerDrainMargin) })
-    expect(workerEnv({ [ENV.drainTimeout]: '5' }, 30_000)[ENV.drainTimeout]).toBe('5')
-    expect(workerEnv({}, 500)[ENV.drainTimeout]).toBe('0')
+    const settings = { drainTimeout: 30_000, upgradeSignal: 'SIGUSR2' as const }
+    const env = workerEnv({ [ENV.pidFile]: '/run/s.pid', PATH: '/bin' }, settings)
+    expect(env).toEqual({ PATH: '/bin', [ENV.drainTimeout]: String(30_000 - DEFAULTS.workerDrainMargin), [ENV.upgradeSignal]: 'SIGUSR2' })
+    expect(workerEnv({ [ENV.drainTimeout]: '5' }, settings)[ENV.drainTimeout]).toBe('5')
+    expect(workerEnv({}, { ...settings, drainTimeout: 500 })[ENV.drainTimeout]).toBe('0')
   })
 })
 
