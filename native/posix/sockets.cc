@@ -176,6 +176,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("passFd", Napi::Function::New(env, PassFdJs, "passFd"));
   exports.Set("askForFd", Napi::Function::New(env, AskForFdJs, "askForFd"));
   exports.Set("reapPid", Napi::Function::New(env, ReapPidJs, "reapPid"));
+  exports.Set("socketPair", Napi::Function::New(env, SocketPairJs, "socketPair"));
+  exports.Set("Channel", DefineChannel(env));
   return exports;
 }
 
