@@ -94,19 +94,31 @@ function request(agent: http.Agent | false, port: number, path = '/', secure = f
 
 const get = (agent: http.Agent | false, port: number, path = '/', secure = false): Promise<Answer> => request(agent, port, path, secure).answer
 
-/** One raw HTTP/1.1 response read off a net.Socket, as JSON. */
-function rawAnswer(socket: net.Socket): Promise<{ pid: number }> {
-  return new Promise((resolve, reject) => {
-    let text = ''
-    socket.setEncoding('utf8')
-    socket.on('error', reject)
-    socket.on('data', (chunk: string) => {
-      text += chunk
+/** A reader of raw HTTP/1.1 responses off a net.Socket: `next(n)` resolves with the next n bodies, as JSON. */
+function rawResponses(socket: net.Socket) {
+  let text = ''
+  const bodies: Array<{ pid: number; remotePort: number }> = []
+  let wake = (): void => {}
+  socket.setEncoding('utf8')
+  socket.on('data', (chunk: string) => {
+    text += chunk
+    for (;;) {
       const head = text.indexOf('\r\n\r\n')
-      const length = /content-length: (\d+)/i.exec(text)
-      if (head >= 0 && length && text.length >= head + 4 + Number(length[1])) resolve(JSON.parse(text.slice(head + 4)))
-    })
+      const length = /content-length: (\d+)/i.exec(text.slice(0, head))
+      if (head < 0 || !length || text.length < head + 4 + Number(length[1])) break
+      bodies.push(JSON.parse(text.slice(head + 4, head + 4 + Number(length[1]))))
+      text = text.slice(head + 4 + Number(length[1]))
+    }
+    wake()
   })
+  return {
+    next: (n: number) =>
+      new Promise<Array<{ pid: number; remotePort: number }>>((resolve, reject) => {
+        socket.once('error', reject)
+        wake = () => bodies.length >= n && resolve(bodies.splice(0, n))
+        wake()
+      }),
+  }
 }
 
 describe('connection hand-off between two processes', () => {
@@ -198,6 +210,7 @@ describe('connection hand-off between two processes', () => {
     const { req, answer } = request(agent, port)
     await new Promise((resolve) => req.on('finish', resolve))
     writeFileSync(marker, '')
+    expect((await peers.next('received')).port).toBe(first.localPort)
     const handed = (await peers.next('handed')) as unknown as Handed
     expect(handed.detached).toEqual([first.localPort])
     expect(await answer).toEqual({ pid: newPid, remotePort: first.localPort, localPort: first.localPort, reused: true })
@@ -223,14 +236,29 @@ describe('connection hand-off between two processes', () => {
     expect(handed.refused).toEqual(expect.arrayContaining([{ port: started.remotePort, kind: 'http' }, { port: raw.localPort, kind: 'http' }]))
     peers.send({ cmd: 'finish-slow' })
     expect(await slow).toMatchObject({ pid: oldPid, localPort: started.remotePort })
-    const rest = rawAnswer(raw)
+    const responses = rawResponses(raw)
     raw.write('\r\n')
-    expect(await rest).toMatchObject({ pid: oldPid, remotePort: raw.localPort })
+    expect(await responses.next(1)).toEqual([{ pid: oldPid, remotePort: raw.localPort }])
     raw.destroy()
     // Idle now: the slow one's connection goes at the next hand-off.
     const again = (await peers.ask({ cmd: 'handoff' }, 'handed')) as unknown as Handed
     expect(again.detached).toEqual([started.remotePort])
     expect(await get(agent, port)).toMatchObject({ pid: newPid, localPort: started.remotePort, reused: true })
+  })
+
+  it('hands over a pipelining connection once it has answered all it read', async () => {
+    const raw = net.connect(port, '127.0.0.1')
+    await new Promise((resolve) => raw.once('connect', resolve))
+    const responses = rawResponses(raw)
+    const two = 'GET /a HTTP/1.1\r\nHost: localhost\r\n\r\nGET /b HTTP/1.1\r\nHost: localhost\r\n\r\n'
+    raw.write(two)
+    const me = { remotePort: raw.localPort }
+    expect(await responses.next(2)).toEqual([{ pid: oldPid, ...me }, { pid: oldPid, ...me }])
+    const handed = (await peers.ask({ cmd: 'handoff' }, 'handed')) as unknown as Handed
+    expect(handed.detached).toEqual([raw.localPort])
+    raw.write(two)
+    expect(await responses.next(2)).toEqual([{ pid: newPid, ...me }, { pid: newPid, ...me }])
+    raw.destroy()
   })
 
   it('refuses TLS and upgraded (WebSocket) connections, which go on on the old process', async () => {
@@ -272,13 +300,32 @@ describe('connection hand-off between two processes', () => {
     expect(await settledFdCount(oldPid)).toBe(baseline)
   })
 
-  it('counts adopted connections in drain() and releases them from the old server', async () => {
+  it('counts adopted connections in drain()', async () => {
     const status = await peers.ask({ cmd: 'new-status' }, 'new-status')
     const open = status.connections as number
     expect(open).toBeGreaterThanOrEqual(200)
     const drained = await peers.ask({ cmd: 'drain-new' }, 'drained')
     expect(drained.result).toEqual({ graceful: open, forced: 0 })
-    // The old server's close() callback runs: no released connection is still counted.
+  })
+
+  it('keeps a connection, and the request sent meanwhile, when the receiver dies before adopting it', async () => {
+    const agent = keepAlive()
+    const first = await get(agent, port)
+    expect(first.pid).toBe(oldPid)
+    // "new" holds the fd unadopted for a minute; the old process keeps its
+    // handle until "new" says it adopted it.
+    peers.send({ cmd: 'handoff', wait: 60_000 })
+    expect((await peers.next('received')).port).toBe(first.localPort)
+    const { req, answer } = request(agent, port)
+    await new Promise((resolve) => req.on('finish', resolve))
+    process.kill(newPid, 'SIGKILL')
+    expect((await peers.next('new-gone')).reattached).toEqual([first.localPort])
+    expect(await answer).toEqual({ pid: oldPid, remotePort: first.localPort, localPort: first.localPort, reused: true })
+    agent.destroy()
+  })
+
+  it("runs the old server's close() callback: no released connection is still counted", async () => {
+    await waitUntil(async () => ((await peers.ask({ cmd: 'status' }, 'status')).sockets as unknown[]).length === 0, WAIT_MS, 'the old process to hold no connection')
     expect(await peers.ask({ cmd: 'close' }, 'closed')).toMatchObject({ connections: 0 })
   })
 })
