@@ -74,9 +74,11 @@ class Peers {
   }
 }
 
-function request(agent: http.Agent | false, port: number, path = '/', secure = false) {
+/** A GET to a port on 127.0.0.1, or to a unix socket's path. */
+function request(agent: http.Agent | false, to: number | string, path = '/', secure = false) {
   let localPort = 0
-  const req = (secure ? https : http).get({ host: '127.0.0.1', port, path, agent, ...(secure && { ca: CA, servername: 'localhost' }) })
+  const target = typeof to === 'string' ? { socketPath: to } : { host: '127.0.0.1', port: to }
+  const req = (secure ? https : http).get({ ...target, path, agent, ...(secure && { ca: CA, servername: 'localhost' }) })
   const answer = new Promise<Answer>((resolve, reject) => {
     req.on('error', reject)
     req.on('socket', (socket) => socket.once('connect', () => (localPort = socket.localPort ?? 0)))
@@ -92,7 +94,7 @@ function request(agent: http.Agent | false, port: number, path = '/', secure = f
   return { req, answer }
 }
 
-const get = (agent: http.Agent | false, port: number, path = '/', secure = false): Promise<Answer> => request(agent, port, path, secure).answer
+const get = (agent: http.Agent | false, to: number | string, path = '/', secure = false): Promise<Answer> => request(agent, to, path, secure).answer
 
 /** A reader of raw HTTP/1.1 responses off a net.Socket: `next(n)` resolves with the next n bodies, as JSON. */
 function rawResponses(socket: net.Socket) {
@@ -152,7 +154,7 @@ describe('connection hand-off between two processes', () => {
       logLevel: 'warning',
       define: { 'import.meta.url': JSON.stringify(pathToFileURL(join(ROOT, 'src/backend/addon.ts')).href) },
     })
-    const child = fork(FIXTURE, [bundle, 'old', join(ROOT, 'test/fixtures/tls')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] })
+    const child = fork(FIXTURE, [bundle, 'old', join(ROOT, 'test/fixtures/tls'), dir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] })
     peers = new Peers(child)
     const ready = await peers.next('ready')
     oldPid = ready.pid as number
@@ -181,6 +183,18 @@ describe('connection hand-off between two processes', () => {
     expect(second).toEqual({ pid: newPid, remotePort: first.localPort, localPort: first.localPort, reused: true })
     // And the one after: keep-alive goes on in the new process.
     expect(await get(agent, port)).toMatchObject({ pid: newPid, localPort: first.localPort, reused: true })
+  })
+
+  it('moves a connection of a unix socket server too', async () => {
+    const agent = keepAlive()
+    const first = await get(agent, join(dir, 'old.sock'))
+    expect(first).toMatchObject({ pid: oldPid, reused: false })
+    const handed = (await peers.ask({ cmd: 'handoff' }, 'handed')) as unknown as Handed
+    // A unix socket has no port to name it by: one connection, no refusal.
+    expect(handed.detached).toHaveLength(1)
+    expect(handed.refused).toEqual([])
+    // The client still talks to old.sock's connection; new.sock is only where the new process listens.
+    expect(await get(agent, join(dir, 'old.sock'))).toMatchObject({ pid: newPid, reused: true })
   })
 
   it('hands over 200 connections at once', async () => {
