@@ -230,6 +230,10 @@ class Channel : public Napi::ObjectWrap<Channel> {
   }
 
   void Deliver(const std::string& data, const std::vector<int>& fds) {
+    if (!open_) {
+      CloseAll(fds);
+      return;
+    }
     Napi::Env env = env_;
     Napi::Buffer<char> chunk = Napi::Buffer<char>::Copy(env, data.data(), data.size());
     Napi::Array list = Napi::Array::New(env, fds.size());
@@ -272,10 +276,16 @@ class Channel : public Napi::ObjectWrap<Channel> {
   }
 
   // Readable always; writable only while something waits to go out.
+  // Changes the watch only when it must: each change is an epoll_ctl.
   void Watch() {
-    if (!open_) return;
-    int err = uv_poll_start(poll_, UV_READABLE | (queue_.empty() ? 0 : UV_WRITABLE), OnPoll);
-    if (err != 0) Shut(-err, true);
+    int events = UV_READABLE | (queue_.empty() ? 0 : UV_WRITABLE);
+    if (!open_ || events == events_) return;
+    int err = uv_poll_start(poll_, events, OnPoll);
+    if (err != 0) {
+      Shut(-err, true);
+      return;
+    }
+    events_ = events;
   }
 
   // write(buffer, fd = -1) -> 0: done (handed to the kernel, or dropped
@@ -364,6 +374,14 @@ class Channel : public Napi::ObjectWrap<Channel> {
     Release();
     napi_remove_env_cleanup_hook(env_, CleanupHook, this);
     if (notify) Call(on_close_, {Napi::Number::New(env_, err)});
+    if (depth_ == 0) Forget();
+  }
+
+  // Drops the callbacks, the async context and the reference that kept this
+  // object alive; never while a callback of it runs (close() from onRead),
+  // whose frames still use them.
+  void Forget() {
+    if (context_ == nullptr) return;
     on_read_.Reset();
     on_written_.Reset();
     on_close_.Reset();
@@ -376,8 +394,11 @@ class Channel : public Napi::ObjectWrap<Channel> {
   // an async context, and the microtask and nextTick queues run after.
   void Call(Napi::FunctionReference& fn, const std::initializer_list<napi_value>& args) {
     if (fn.IsEmpty() || context_ == nullptr) return;
+    depth_++;
     fn.MakeCallback(Value(), args, *context_);
+    depth_--;
     Rethrow();
+    if (depth_ == 0 && !open_) Forget();
   }
 
   // An exception thrown by a callback is the process's uncaught exception,
@@ -392,6 +413,8 @@ class Channel : public Napi::ObjectWrap<Channel> {
   int fd_ = -1;
   bool open_ = false;
   int errno_ = 0;
+  int events_ = UV_READABLE;
+  int depth_ = 0;  // callbacks of this channel running now
   uv_poll_t* poll_ = nullptr;
   std::deque<Pending> queue_;
   Napi::FunctionReference on_read_;

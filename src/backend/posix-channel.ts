@@ -68,7 +68,7 @@ export class PosixChannel implements Transport {
         (errno) => this.finish(errno),
       )
     } catch (err) {
-      throw systemError(err, `channel fd ${fd}`)
+      throw channelError(err, fd)
     }
   }
 
@@ -163,6 +163,21 @@ export class PosixChannel implements Transport {
     this.held = undefined
     for (const listener of this.closeListeners) listener()
   }
+}
+
+/** Why an fd cannot be a channel, in words systemError's table does not have. */
+const REFUSALS: Record<string, string> = {
+  EBADF: 'is not open',
+  ENOTSOCK: 'is not a socket',
+  EPROTOTYPE: 'is not a unix stream socket',
+  EEXIST: "is already watched by this process's loop (a net.Socket, or another channel)",
+}
+
+function channelError(err: unknown, fd: number): HandoverError {
+  const typed = systemError(err, `channel fd ${fd}`)
+  const reason = REFUSALS[typed.code]
+  if (reason === undefined || typed.errno === undefined) return typed
+  return new HandoverError(typed.code, `fd ${fd} ${reason}: it cannot be a channel`, { errno: typed.errno, syscall: typed.syscall, address: `channel fd ${fd}` })
 }
 
 function closeQuietly(fd: number): void {
