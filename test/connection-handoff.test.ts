@@ -129,6 +129,7 @@ describe('connection hand-off between two processes', () => {
   let oldPid: number
   let newPid: number
   let port: number
+  let strictPort: number
   let httpsPort: number
   let baseline: number
   const agents: http.Agent[] = []
@@ -161,6 +162,7 @@ describe('connection hand-off between two processes', () => {
     newPid = ready.newPid as number
     port = ready.port as number
     httpsPort = ready.httpsPort as number
+    strictPort = ready.strictPort as number
     baseline = await settledFdCount(oldPid)
   })
 
@@ -258,6 +260,29 @@ describe('connection hand-off between two processes', () => {
     const again = (await peers.ask({ cmd: 'handoff' }, 'handed')) as unknown as Handed
     expect(again.detached).toEqual([started.remotePort])
     expect(await get(agent, port)).toMatchObject({ pid: newPid, localPort: started.remotePort, reused: true })
+  })
+
+  it('moves a connection that has not sent a byte yet, and the old process writes nothing to it', async () => {
+    const raw = net.connect(strictPort, '127.0.0.1')
+    let seen = ''
+    raw.setEncoding('utf8')
+    raw.on('data', (chunk: string) => (seen += chunk))
+    await new Promise((resolve) => raw.once('connect', resolve))
+    await waitUntil(
+      async () => ((await peers.ask({ cmd: 'status' }, 'status')).sockets as Array<{ port: number }>).some((s) => s.port === raw.localPort),
+      WAIT_MS,
+      'the old process to accept',
+    )
+    // While "new" holds the fd for 1.5 s, the old server's headersTimeout
+    // check (every 100 ms, 300 ms) finds this connection: it would answer 408.
+    peers.send({ cmd: 'handoff', wait: 1500 })
+    expect((await peers.next('received')).port).toBe(raw.localPort)
+    expect(((await peers.next('handed')) as unknown as Handed).detached).toEqual([raw.localPort])
+    raw.write('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n')
+    await waitUntil(() => /\r\n\r\n\{.*\}/.test(seen), WAIT_MS, 'an answer')
+    expect(seen).toMatch(/^HTTP\/1\.1 200 /)
+    expect(JSON.parse(seen.slice(seen.indexOf('{')))).toEqual({ pid: newPid, remotePort: raw.localPort })
+    raw.destroy()
   })
 
   it('hands over a pipelining connection once it has answered all it read', async () => {

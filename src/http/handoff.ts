@@ -51,8 +51,6 @@ interface HttpParser {
   _consumed?: boolean
   consume(handle: unknown): void
   unconsume(): void
-  /** Takes the parser out of its server's ConnectionsList (headersTimeout, closeIdleConnections()). */
-  remove(): void
 }
 
 /** The C++ ConnectionsList that lib/_http_server.js keeps at server[kConnections]. */
@@ -66,6 +64,8 @@ interface Detached {
   handle: StreamHandle
   consumed: boolean
   reading: boolean
+  /** The socket's own write and end before detachIdle() shadowed them (an APM's wrapper, say). */
+  own: Map<'write' | 'end', PropertyDescriptor | undefined>
 }
 
 const detached = new WeakMap<Socket, Detached>()
@@ -122,12 +122,31 @@ export function detachIdle(socket: Socket): number | undefined {
   handle.readStop()
   handle.reading = false
   Object.defineProperty(handle, 'readStart', { value: noRead, configurable: true, writable: true })
-  // Out of the server's ConnectionsList: its headersTimeout check would answer
-  // a fresh connection with a 408 on a socket another process now serves, and
-  // closeIdleConnections() would count it.
-  parser.remove()
-  detached.set(s, { parser, handle, consumed, reading })
+  // Nor may it write a byte or a FIN. The parser stays in the server's
+  // ConnectionsList (parser.remove() leaves it unable to parse another
+  // request on Node 24 and 26, which reattach() needs), so the server's
+  // headersTimeout check still sees a fresh connection there, and would
+  // write a 408 to it (socketOnError); written to a socket another process
+  // now serves, it would reach that process's client.
+  const own = new Map<'write' | 'end', PropertyDescriptor | undefined>()
+  for (const name of ['write', 'end'] as const) {
+    own.set(name, Object.getOwnPropertyDescriptor(s, name))
+    Object.defineProperty(s, name, { value: name === 'write' ? dropWrite : dropEnd, configurable: true, writable: true })
+  }
+  detached.set(s, { parser, handle, consumed, reading, own })
   return handle.fd
+}
+
+/** socket.write on a detached socket: nothing goes out; reported as written. */
+function dropWrite(this: Socket, ...args: unknown[]): boolean {
+  const cb = args.find((arg) => typeof arg === 'function') as ((err?: Error | null) => void) | undefined
+  if (cb) process.nextTick(cb)
+  return true
+}
+
+/** socket.end on a detached socket: no FIN (shutdown() acts on the socket every process shares). */
+function dropEnd(this: Socket): Socket {
+  return this
 }
 
 /**
@@ -146,8 +165,7 @@ export function releaseDetached(socket: Socket): void {
 
 /**
  * Undoes detachIdle() when the fd could not be sent (the other process has
- * gone): this process reads and serves the connection again. The parser
- * rejoins its server's ConnectionsList at its next request.
+ * gone): this process reads and serves the connection again.
  */
 export function reattach(socket: Socket): void {
   const d = detached.get(socket)
@@ -155,6 +173,10 @@ export function reattach(socket: Socket): void {
   detached.delete(socket)
   if (socket.destroyed) return
   delete (d.handle as Partial<StreamHandle>).readStart
+  for (const [name, descriptor] of d.own) {
+    if (descriptor) Object.defineProperty(socket, name, descriptor)
+    else delete (socket as Partial<Socket>)[name]
+  }
   if (d.consumed) d.parser.consume(d.handle)
   if (d.reading) {
     d.handle.reading = true
