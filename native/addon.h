@@ -118,8 +118,7 @@ inline Socket NewSocket(int domain, int type) {
 Napi::Value PassFdJs(const Napi::CallbackInfo& info);
 Napi::Value AskForFdJs(const Napi::CallbackInfo& info);
 Napi::Value ReapPidJs(const Napi::CallbackInfo& info);
-// socketPair and the Channel class (fds over a unix socket, on Node's loop), in channel.cc.
-Napi::Value SocketPairJs(const Napi::CallbackInfo& info);
+// The Channel class (fds over a unix socket, on Node's loop), in channel.cc.
 Napi::Function DefineChannel(Napi::Env env);
 #endif
 

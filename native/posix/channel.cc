@@ -15,53 +15,14 @@
 #include <vector>
 
 #include "../addon.h"
-
-// macOS has no MSG_CMSG_CLOEXEC; there the flag is set right after recvmsg
-// (handover never forks from another thread, see supervise.cc).
-#ifndef MSG_CMSG_CLOEXEC
-#define MSG_CMSG_CLOEXEC 0
-#endif
+#include "scm.h"
 
 namespace handover {
 namespace {
 
-constexpr size_t kReadSize = 64 * 1024;
-// SCM_MAX_FD: the most fds one message can carry on Linux.
-constexpr size_t kMaxFdsPerRead = 253;
 // Reads per readable event, so that a peer sending without pause cannot
 // starve the rest of the loop; the poll is level-triggered and fires again.
 constexpr int kReadsPerEvent = 256;
-
-void CloseAll(const std::vector<int>& fds) {
-  for (int fd : fds) close(fd);
-}
-
-// Sends data[*sent..len), with `attach` (unless -1) on the first byte; stops
-// at EAGAIN. 0 once everything went, else -1 with errno (EAGAIN included).
-int SendSome(int channel, const char* data, size_t len, int attach, size_t* sent) {
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  while (*sent < len) {
-    iovec iov = {const_cast<char*>(data) + *sent, len - *sent};
-    msghdr msg = {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (attach >= 0 && *sent == 0) {
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof(control);
-      cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int));
-      memcpy(CMSG_DATA(c), &attach, sizeof(int));
-    }
-    // MSG_NOSIGNAL: a peer that has gone is EPIPE, never a SIGPIPE.
-    ssize_t n = sendmsg(channel, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return -1;
-    *sent += static_cast<size_t>(n);
-  }
-  return 0;
-}
 
 class Channel : public Napi::ObjectWrap<Channel> {
  public:
@@ -184,40 +145,14 @@ class Channel : public Napi::ObjectWrap<Channel> {
   int Readable() {
     std::string data;
     std::vector<int> fds;
-    std::vector<char> buffer(kReadSize);
     int err = 0;
     bool eof = false;
     for (int i = 0; i < kReadsPerEvent; i++) {
-      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerRead)];
-      iovec iov = {buffer.data(), buffer.size()};
-      msghdr msg = {};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof(control);
-      ssize_t n = recvmsg(fd_, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+      ssize_t n = ReceiveSome(fd_, &data, &fds);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
       if (n < 0) {
         err = errno;
-        break;
-      }
-      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t k = 0; k < count; k++) {
-          int got;
-          memcpy(&got, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
-          if (MSG_CMSG_CLOEXEC == 0) fcntl(got, F_SETFD, FD_CLOEXEC);
-          fds.push_back(got);
-        }
-      }
-      data.append(buffer.data(), static_cast<size_t>(n));
-      // The kernel could not install an fd here (this process is out of
-      // fds: it closes the fd instead). Lines and fds no longer pair up, so
-      // the channel ends, after handing over what did come.
-      if (msg.msg_flags & MSG_CTRUNC) {
-        err = EMFILE;
         break;
       }
       if (n == 0) {
@@ -424,27 +359,6 @@ class Channel : public Napi::ObjectWrap<Channel> {
 };
 
 }  // namespace
-
-// socketPair() -> [a, b]: a connected unix stream pair, both ends close-on-exec
-// and non-blocking. An end reaches a child only through spawn's stdio array.
-Napi::Value SocketPairJs(const Napi::CallbackInfo& info) {
-  int fds[2];
-#ifdef SOCK_CLOEXEC
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) != 0) {
-    return ThrowLastError(info.Env(), "socketpair");
-  }
-#else
-  if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) return ThrowLastError(info.Env(), "socketpair");
-  for (int fd : fds) {
-    fcntl(fd, F_SETFD, FD_CLOEXEC);
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  }
-#endif
-  Napi::Array pair = Napi::Array::New(info.Env(), 2);
-  pair.Set(0u, fds[0]);
-  pair.Set(1u, fds[1]);
-  return pair;
-}
 
 Napi::Function DefineChannel(Napi::Env env) { return Channel::Define(env); }
 
