@@ -6,7 +6,7 @@
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],
       "conditions": [
         ["OS!='win'", {
-          "sources": ["native/posix/sockets.cc", "native/posix/supervise.cc"],
+          "sources": ["native/posix/sockets.cc", "native/posix/supervise.cc", "native/posix/channel.cc"],
           "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-fno-exceptions"],
           "xcode_settings": {
             "CLANG_CXX_LANGUAGE_STANDARD": "c++17",

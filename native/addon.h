@@ -118,6 +118,8 @@ inline Socket NewSocket(int domain, int type) {
 Napi::Value SendSocketJs(const Napi::CallbackInfo& info);
 Napi::Value RequestSocketJs(const Napi::CallbackInfo& info);
 Napi::Value ReapPidJs(const Napi::CallbackInfo& info);
+// The Channel class (fds over a unix socket, on Node's loop), in channel.cc.
+Napi::Function DefineChannel(Napi::Env env);
 #endif
 
 // GetArgs(info, &a, &b, ...): every argument in order, all of the right type.

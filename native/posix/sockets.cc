@@ -166,6 +166,27 @@ Napi::Value SdNotifyJs(const Napi::CallbackInfo& info) {
   return Napi::Value();
 }
 
+// socketPair() -> [a, b]: a connected unix stream pair, both ends close-on-exec
+// and non-blocking. An end reaches a child only through spawn's stdio array.
+Napi::Value SocketPairJs(const Napi::CallbackInfo& info) {
+  int fds[2];
+#ifdef SOCK_CLOEXEC
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) != 0) {
+    return ThrowLastError(info.Env(), "socketpair");
+  }
+#else
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) return ThrowLastError(info.Env(), "socketpair");
+  for (int fd : fds) {
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  }
+#endif
+  Napi::Array pair = Napi::Array::New(info.Env(), 2);
+  pair.Set(0u, fds[0]);
+  pair.Set(1u, fds[1]);
+  return pair;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bindInet", Napi::Function::New(env, BindInetJs, "bindInet"));
   exports.Set("bindUnix", Napi::Function::New(env, BindUnixJs, "bindUnix"));
@@ -176,6 +197,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sendSocket", Napi::Function::New(env, SendSocketJs, "sendSocket"));
   exports.Set("requestSocket", Napi::Function::New(env, RequestSocketJs, "requestSocket"));
   exports.Set("reapPid", Napi::Function::New(env, ReapPidJs, "reapPid"));
+  exports.Set("socketPair", Napi::Function::New(env, SocketPairJs, "socketPair"));
+  exports.Set("Channel", DefineChannel(env));
   return exports;
 }
 

@@ -19,4 +19,25 @@ export interface PosixAddon {
   requestSocket(channel: number, line: string, timeoutMs: number): { line: string; fd: number }
   /** waitpid(pid, WNOHANG): true if that pid was a zombie child and is now reaped. */
   reapPid(pid: number): boolean
+  /** A connected unix stream pair, both ends close-on-exec and non-blocking. */
+  socketPair(): [number, number]
+  /** native/posix/channel.cc; src/backend/posix-channel.ts is its only user. */
+  Channel: new (
+    fd: number,
+    onRead: (chunk: Buffer, fds: number[]) => void,
+    onWritten: (count: number) => void,
+    onClose: (errno: number) => void,
+  ) => NativeChannel
+}
+
+/** A unix stream socket on Node's loop that carries fds (SCM_RIGHTS). */
+export interface NativeChannel {
+  /** 0: handed to the kernel (or dropped: the channel is closed); 1: queued, counted later by onWritten. */
+  write(data: Buffer, fd: number): 0 | 1
+  ref(): void
+  unref(): void
+  close(): void
+  readonly closed: boolean
+  /** The errno that ended the channel; 0 for EOF, close(), or while open. */
+  readonly errno: number
 }
