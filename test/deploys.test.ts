@@ -129,8 +129,8 @@ describe('two deploys 300 ms apart while a slow release starts: the second one s
     writeFileSync(releaseFile, 'r2')
     const secondRequest = controlCli('upgrade', '--socket', ctl)
     const [a, b] = await Promise.all([firstRequest, secondRequest])
-    expect(a).toMatchObject({ status: 0, answer: { ok: true } })
-    expect(b).toMatchObject({ status: 0, answer: { ok: true } })
+    expect(a, JSON.stringify(a)).toMatchObject({ status: 0, answer: { ok: true } })
+    expect(b, JSON.stringify(b)).toMatchObject({ status: 0, answer: { ok: true } })
     const second = a.answer?.pid as number
     const third = b.answer?.pid as number
     // The third was started by the second: the first no longer served when the deploy could run.

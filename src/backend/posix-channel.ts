@@ -1,20 +1,9 @@
 import { closeSync } from 'node:fs'
 import { StringDecoder } from 'node:string_decoder'
 import { HandoverError, systemError } from '../core/errors.js'
-import { posixAddon, type NativeChannel } from './posix-addon.js'
-
-// Defined here until src/core/platform.ts holds it (round3-design.md).
-export interface Transport {
-  /** Sends `data`; with `socket`, the fd goes with its first byte (the caller keeps its own copy). Resolves once handed to the kernel, or at once if the peer has gone. */
-  write(data: string, socket?: number): Promise<void>
-  /** Every chunk read, with the fds that came with it, in order. */
-  onData(listener: (chunk: string, sockets: number[]) => void): void
-  onClose(listener: () => void): void
-  ref(): void
-  unref(): void
-  destroy(): void
-  readonly closed: boolean
-}
+import type { Transport } from '../core/platform.js'
+import { posixAddon } from './addon.js'
+import type { NativeChannel } from './posix-addon.js'
 
 /**
  * A connected pair of unix stream sockets, close-on-exec and non-blocking:
@@ -44,6 +33,7 @@ type DataListener = (chunk: string, sockets: number[]) => void
  *   duplicate of the fd meanwhile, so the caller may close its copy at once.
  */
 export class PosixChannel implements Transport {
+  readonly carriesSockets = true
   private readonly native: NativeChannel
   private readonly decoder = new StringDecoder('utf8')
   private readonly dataListeners: DataListener[] = []

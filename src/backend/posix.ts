@@ -1,5 +1,5 @@
 import { closeSync } from 'node:fs'
-import { Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import type { BindSpec } from '../core/address.js'
 import { HandoverError, systemError } from '../core/errors.js'
 import { ENV } from '../core/options.js'
@@ -7,7 +7,7 @@ import type { OsSocket, PlatformBackend, SpawnRequest, SpawnedChild, Transport }
 import type { TransferEntry } from '../core/protocol.js'
 import { posixAddon } from './addon.js'
 import { SOCK_DGRAM, SOCK_STREAM, type PosixAddon } from './posix-addon.js'
-import { StreamTransport } from './stream-transport.js'
+import { PosixChannel, socketPair } from './posix-channel.js'
 
 /** The channel to the parent sits at fd 3 in the child; a worker's request channel at 4; the sockets follow. */
 const CHANNEL_FD = 3
@@ -48,7 +48,13 @@ export class PosixBackend implements PlatformBackend {
     // forked child, which clears the flag there and only there.
     const copies: number[] = []
     let child
+    // The channel: a socketpair of our own rather than spawn's 'pipe', which
+    // Node reads itself and which can therefore carry no fds. The child's end
+    // goes in the stdio array like the sockets, and is closed here after.
+    let pair: [number, number] | undefined
     try {
+      pair = socketPair()
+      copies.push(pair[1])
       for (const s of request.sockets) {
         try {
           copies.push(this.duplicate(s.socket))
@@ -56,7 +62,9 @@ export class PosixBackend implements PlatformBackend {
           throw systemError(err, `${s.network} ${s.address}`)
         }
       }
-      const channels = request.worker ? ['pipe', 'pipe'] : ['pipe']
+      const [channelEnd, ...sockets] = copies
+      // A worker's request channel stays a 'pipe': the worker blocks on it in the addon, Node never reads it.
+      const channels = request.worker ? [channelEnd, 'pipe'] : [channelEnd]
       // Taken here, not imported: node:child_process (and the dgram and
       // stream modules it loads) would load in every new generation, which
       // needs it only when it starts the next one.
@@ -64,9 +72,12 @@ export class PosixBackend implements PlatformBackend {
       child = spawn(request.command, request.args, {
         cwd: request.cwd,
         env: { ...request.env, [ENV.channel]: String(CHANNEL_FD), ...(request.worker && { [ENV.supervisor]: String(REQUEST_FD) }) },
-        stdio: ['inherit', 'inherit', 'inherit', ...channels, ...copies] as Array<'inherit' | 'pipe' | number>,
+        stdio: ['inherit', 'inherit', 'inherit', ...channels, ...sockets] as Array<'inherit' | 'pipe' | number>,
         detached: request.worker === true,
       })
+    } catch (err) {
+      if (pair) this.close(pair[0])
+      throw err
     } finally {
       // uv_spawn has forked and exec'd (or failed) by now.
       for (const fd of copies) this.close(fd)
@@ -85,8 +96,14 @@ export class PosixBackend implements PlatformBackend {
       ...(s.activated && { activated: true }),
     }))
     const requests = request.worker ? ((child.stdio?.[REQUEST_FD] ?? undefined) as Socket | undefined) : undefined
-    const channel = child.stdio?.[CHANNEL_FD] as Socket | null | undefined
-    return { child, channel: channel ? new StreamTransport(channel) : undefined, requests, transfer }
+    let channel: PosixChannel | undefined
+    try {
+      channel = new PosixChannel(pair[0])
+    } catch {
+      // Out of fds for the native channel: the spawn is reported failed, and the child killed.
+      this.close(pair[0])
+    }
+    return { child, channel, requests, transfer }
   }
 
   receive(entry: TransferEntry): OsSocket {
@@ -109,9 +126,9 @@ export class PosixBackend implements PlatformBackend {
       throw new HandoverError('ERR_BAD_INHERITANCE', `channel fd ${fd} is not a unix stream socket`)
     }
     try {
-      return new StreamTransport(new Socket({ fd, readable: true, writable: true }))
+      return new PosixChannel(fd)
     } catch (err) {
-      throw new HandoverError('ERR_BAD_INHERITANCE', `channel fd ${fd} cannot be opened`, { cause: err })
+      throw new HandoverError('ERR_BAD_INHERITANCE', `channel fd ${fd} cannot be opened: ${(err as Error).message}`, { cause: err })
     }
   }
 

@@ -1,8 +1,14 @@
 import type { Socket } from 'node:net'
-import type { Transport } from '../core/platform.js'
+import { HandoverError } from '../core/errors.js'
+import type { OsSocket, Transport } from '../core/platform.js'
 
-/** A Transport over a Node stream socket: a spawn 'pipe' (a socketpair on POSIX, a named pipe on Windows). */
+/**
+ * A Transport over a Node stream socket (on Windows, the named pipe spawn
+ * makes). Node reads and writes it, so it carries no sockets: a peer that
+ * passes connections needs a PosixChannel.
+ */
 export class StreamTransport implements Transport {
+  readonly carriesSockets = false
   private closedFlag = false
   private readonly closeListeners: Array<() => void> = []
 
@@ -19,7 +25,8 @@ export class StreamTransport implements Transport {
     return this.closedFlag
   }
 
-  write(data: string): Promise<void> {
+  write(data: string, socket?: OsSocket): Promise<void> {
+    if (socket !== undefined) return Promise.reject(new HandoverError('ERR_UNSUPPORTED', 'this channel carries no sockets'))
     return new Promise((resolve) => {
       if (this.closedFlag || this.socket.destroyed) return resolve()
       // A peer that has gone away is reported through onClose.
@@ -27,8 +34,8 @@ export class StreamTransport implements Transport {
     })
   }
 
-  onData(listener: (chunk: string) => void): void {
-    this.socket.on('data', listener)
+  onData(listener: (chunk: string, sockets: OsSocket[]) => void): void {
+    this.socket.on('data', (chunk: string) => listener(chunk, []))
   }
 
   onClose(listener: () => void): void {

@@ -1,5 +1,6 @@
 import type { BindSpec } from './address.js'
 import { Channel } from './channel.js'
+import { ConnectionPort } from './connection-port.js'
 import { raceDeadline, type Deadline } from './deadline.js'
 import { HandoverError } from './errors.js'
 import { DEFAULTS } from './options.js'
@@ -32,8 +33,18 @@ export interface Parent {
   readonly leave: Promise<void>
   /** True if it keeps the service's pid file (the supervisor): this process then writes none. */
   readonly keepsPidFile: boolean
-  /** Tells it this process serves, on the sockets with these keys; a parent that has already gone is fine. */
-  sendReady(keys: string[]): Promise<void>
+  /**
+   * Protocol 2 over a channel that carries sockets: connections it hands to
+   * this process (a previous generation's or another worker's idle ones),
+   * and, from a worker to the supervisor, the ones this process hands on.
+   */
+  readonly connections?: ConnectionPort
+  /**
+   * Tells it this process serves, on the sockets with these keys, and takes
+   * connections handed over on those in `adopts`; a parent that has already
+   * gone is fine.
+   */
+  sendReady(keys: string[], adopts?: string[]): Promise<void>
   /** Resolves once it has exited, keeping this process alive meanwhile; rejects as the deadline says. */
   waitForExit(deadline: Deadline): Promise<void>
   /** Resolves once it has handed over (or exited), keeping this process alive meanwhile; rejects as the deadline says. */
@@ -115,14 +126,15 @@ class ParentLink implements Parent {
   readonly handedOver: Promise<void>
   readonly leave: Promise<void> = new Promise(() => {})
   readonly keepsPidFile: boolean = false
+  readonly connections?: ConnectionPort
   private exitedFlag = false
   private handedOverFlag = false
-  private waiters = 0
   private upgradeHandler?: () => Promise<{ pid: number }>
 
   constructor(protected readonly channel: Channel, hello: HelloMessage, readonly version: number) {
     this.pid = hello.parentPid
     this.sockets = hello.sockets
+    if (version >= 2 && channel.carriesSockets) this.connections = new ConnectionPort(channel)
     this.exited = new Promise((resolve) => {
       const done = (): void => {
         this.exitedFlag = true
@@ -154,12 +166,12 @@ class ParentLink implements Parent {
   /** Runs the deploy the parent passed on and tells it how it went, keeping this process alive meanwhile. */
   private answerUpgradeRequest(id: number | undefined): void {
     const handler = this.upgradeHandler
-    this.ref()
+    const release = this.channel.hold()
     const run = handler ? handler() : Promise.reject(new HandoverError('ERR_UNSUPPORTED', 'this process takes no upgrade requests'))
     void run.then(
       ({ pid }) => this.channel.send({ type: 'upgrade-result', id, ok: true, pids: [pid] }),
       (err: HandoverError) => this.channel.send({ type: 'upgrade-result', id, ok: false, code: err?.code ?? 'ERR_UNKNOWN', message: err?.message ?? String(err) }),
-    ).finally(() => this.unref())
+    ).finally(release)
   }
 
   /** Resolves when the parent says `type`, or has exited. */
@@ -170,28 +182,17 @@ class ParentLink implements Parent {
     })
   }
 
-  /** Waiters keep the process alive; otherwise the channel must not. */
-  protected ref(): void {
-    this.waiters++
-    this.channel.ref()
-  }
-
-  protected unref(): void {
-    if (--this.waiters === 0) this.channel.unref()
-  }
-
   waitForExit(deadline: Deadline): Promise<void> {
-    this.ref()
-    return raceDeadline(this.exited, deadline).finally(() => this.unref())
+    return raceDeadline(this.exited, deadline).finally(this.channel.hold())
   }
 
   waitForHandOff(deadline: Deadline): Promise<void> {
-    this.ref()
-    return raceDeadline(this.handedOver, deadline).finally(() => this.unref())
+    return raceDeadline(this.handedOver, deadline).finally(this.channel.hold())
   }
 
-  sendReady(keys: string[]): Promise<void> {
-    return this.channel.send({ type: 'ready', pid: process.pid, version: this.version, keys })
+  sendReady(keys: string[], adopts?: string[]): Promise<void> {
+    // Protocol 1 parents ignore both lists.
+    return this.channel.send({ type: 'ready', pid: process.pid, version: this.version, keys, ...(this.connections && adopts && { adopts }) })
   }
 }
 
@@ -221,13 +222,13 @@ class SupervisorParent extends ParentLink {
     if (this.upgradeWaiter) throw new HandoverError('ERR_UPGRADE_IN_PROGRESS', 'this worker already asked for an upgrade')
     if (this.hasExited) throw new HandoverError('ERR_STOPPED', 'the supervisor has gone')
     const answer = new Promise<UpgradeResultMessage>((resolve) => (this.upgradeWaiter = resolve))
-    this.ref()
+    const release = this.channel.hold()
     let result: UpgradeResultMessage
     try {
       await this.channel.send({ type: 'upgrade-request', ...(queue && { queue }) })
       result = await answer
     } finally {
-      this.unref()
+      release()
     }
     if (!result.ok || !result.pids?.length) {
       throw new HandoverError(result.code ?? 'ERR_SUPERVISOR', result.message ?? 'the supervisor refused the upgrade')

@@ -56,10 +56,22 @@ export interface SpawnRequest {
  * of JSON are framed on top of it (core/channel.ts).
  */
 export interface Transport {
-  /** Writes `data`; resolves once it is handed to the kernel, or at once if the peer has gone. */
-  write(data: string): Promise<void>
-  /** Every chunk read, in order. */
-  onData(listener: (chunk: string) => void): void
+  /**
+   * True if it can carry OS sockets with its data (POSIX: SCM_RIGHTS over a
+   * unix socket). Only then may write() be given one.
+   */
+  readonly carriesSockets: boolean
+  /**
+   * Writes `data`, with `socket` on its first byte if given (the kernel
+   * passes a copy: the caller still owns its own). Resolves once handed to
+   * the kernel, or at once if the peer has gone.
+   */
+  write(data: string, socket?: OsSocket): Promise<void>
+  /**
+   * Every chunk read, in order, with the sockets that came with it. A socket
+   * always arrives no later than the last byte of the data it was sent with.
+   */
+  onData(listener: (chunk: string, sockets: OsSocket[]) => void): void
   /** Once, when the other side has gone (EOF or an error) or destroy() was called. */
   onClose(listener: () => void): void
   /** Keeps the event loop alive while this is open (the default). */

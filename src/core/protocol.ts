@@ -10,8 +10,9 @@ import { HandoverError } from './errors.js'
  * directions. Mutable only for tests, which play a release with another range.
  *
  * Version 2 adds a generation passing a deploy it could not run on to the
- * next one (upgrade-request, and upgrade-result back). A message of a
- * version is sent only to a peer that chose it.
+ * next one (upgrade-request, and upgrade-result back), and connections
+ * moving between processes (ready's `adopts`, connection and adopted). A
+ * message of a version is sent only to a peer that chose it.
  */
 export const protocolVersions: VersionRange = { min: 1, max: 2 }
 
@@ -68,6 +69,11 @@ export interface ReadyMessage {
    * releases: then it may use any of them.
    */
   keys?: string[]
+  /**
+   * Protocol 2: the keys of the sockets on which it serves plain HTTP/1 and
+   * takes idle keep-alive connections handed over (connection messages).
+   */
+  adopts?: string[]
 }
 
 /**
@@ -120,7 +126,28 @@ export interface UpgradeResultMessage {
   message?: string
 }
 
-export type Message = HelloMessage | ReadyMessage | HandedOverMessage | RefusedMessage | DrainMessage | UpgradeRequestMessage | UpgradeResultMessage
+/**
+ * Protocol 2: an idle keep-alive connection accepted on the socket `key`,
+ * its fd on this line (SCM_RIGHTS). From a generation to the next one, from
+ * a draining worker to the supervisor, and from the supervisor to a worker.
+ */
+export interface ConnectionMessage {
+  type: 'connection'
+  id: number
+  key: string
+  fd: true
+}
+
+/** Protocol 2: the answer to a connection message. `ok`: adopted; else the sender serves it on. */
+export interface AdoptedMessage {
+  type: 'adopted'
+  id: number
+  ok: boolean
+}
+
+export type Message =
+  | HelloMessage | ReadyMessage | HandedOverMessage | RefusedMessage | DrainMessage | UpgradeRequestMessage | UpgradeResultMessage
+  | ConnectionMessage | AdoptedMessage
 
 /** This process's hello to a process it started: the sockets, and the protocol range it speaks. */
 export function helloMessage(sockets: TransferEntry[]): HelloMessage {
@@ -181,7 +208,12 @@ function isTransferEntry(v: unknown): v is TransferEntry {
 export function validateMessage(value: unknown): Message {
   const m = value as Message
   if (typeof m !== 'object' || m === null) throw new HandoverError('ERR_PROTOCOL', 'control message is not an object')
-  if (m.type === 'ready' && Number.isInteger(m.pid) && (m.version === undefined || Number.isInteger(m.version)) && (m.keys === undefined || isStrings(m.keys))) return m
+  if (
+    m.type === 'ready' && Number.isInteger(m.pid) && (m.version === undefined || Number.isInteger(m.version)) &&
+    (m.keys === undefined || isStrings(m.keys)) && (m.adopts === undefined || isStrings(m.adopts))
+  ) return m
+  if (m.type === 'connection' && Number.isInteger(m.id) && typeof m.key === 'string' && m.fd === true) return m
+  if (m.type === 'adopted' && Number.isInteger(m.id) && typeof m.ok === 'boolean') return m
   if (m.type === 'handed-over') return m
   if (m.type === 'refused' && typeof m.code === 'string' && typeof m.message === 'string') return m
   if (m.type === 'drain' || m.type === 'upgrade-request') return m

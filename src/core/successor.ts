@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process'
 import type { Socket } from 'node:net'
 import { Channel } from './channel.js'
+import { ConnectionPort } from './connection-port.js'
 import { HandoverError } from './errors.js'
 import type { PlatformBackend, SpawnRequest } from './platform.js'
 import { helloMessage, protocolVersions, type Message } from './protocol.js'
@@ -42,12 +43,18 @@ export class Successor {
   version = 1
   /** The keys of the sockets it kept from the hello, as its ready said; undefined from a release that does not say. */
   keys?: readonly string[]
+  /** Protocol 2 over a channel that carries sockets, once ready: connections to hand it, and from it. */
+  connections?: ConnectionPort
+  /** The keys on which it takes handed-over connections, as its ready said. */
+  adopts: readonly string[] = []
   /** Resolves once it said ready; rejects (after it was killed and reaped) if it did not. */
   readonly ready: Promise<void>
   readonly exited: Promise<SuccessorExit>
   private drainTimer?: NodeJS.Timeout
   /** Upgrade requests passed on so far, to number the next. */
   private upgradeRequests = 0
+  private onHandshakeMessage = (_m: Message): void => {}
+  private onProtocolError = (_err: unknown): void => {}
 
   private constructor(
     readonly process: ChildProcess,
@@ -141,7 +148,7 @@ export class Successor {
           exitCode: code, signal: how, pid: this.pid,
         }))
       })
-      this.channel.on('message', (message: Message) => {
+      this.onHandshakeMessage = (message: Message) => {
         if (message.type === 'ready') {
           // Only the first counts.
           if (this.state !== 'starting') return
@@ -152,6 +159,10 @@ export class Successor {
           }
           this.version = version
           this.keys = message.keys
+          if (version >= 2 && this.channel.carriesSockets) {
+            this.connections = new ConnectionPort(this.channel)
+            this.adopts = message.adopts ?? []
+          }
           resolve()
         } else if (message.type === 'refused') {
           // Its create() is about to reject: kill it now rather than wait for the app to exit.
@@ -160,11 +171,13 @@ export class Successor {
           }))
         } else if (this.options.onMessage) {
           this.options.onMessage(message, this)
-        } else {
+        } else if (message.type !== 'connection' && message.type !== 'adopted') {
           fail(new HandoverError('ERR_PROTOCOL', `${this.name} sent an unexpected ${message.type} message`))
         }
-      })
+      }
+      this.channel.on('message', this.onHandshakeMessage)
       // A child that breaks the protocol is killed, before ready or after.
+      this.onProtocolError = fail
       this.channel.on('error', fail)
       timer = setTimeout(() => {
         fail(new HandoverError('ERR_UPGRADE_TIMEOUT', `${this.name} was not ready within ${readyTimeout} ms`, { pid: this.pid }))
@@ -247,8 +260,8 @@ export class Successor {
    * this process exits, which the successor sees as EOF.
    */
   letGo(): void {
-    this.channel.removeAllListeners('message')
-    this.channel.removeAllListeners('error')
+    this.channel.removeListener('message', this.onHandshakeMessage)
+    this.channel.removeListener('error', this.onProtocolError)
     // A later protocol error or close must not crash or kill anything.
     this.channel.on('error', () => {})
     this.channel.unref()
@@ -266,7 +279,7 @@ export class Successor {
       throw new HandoverError('ERR_INCOMPATIBLE', `${this.name} speaks protocol ${this.version}, which cannot take a queued upgrade: ask it directly`)
     }
     if (this.ended()) throw new HandoverError('ERR_CHILD_EXITED', `${this.name} has exited`, { pid: this.pid })
-    this.channel.ref()
+    const release = this.channel.hold()
     let onMessage = (_m: Message): void => {}
     try {
       const result = await new Promise<Message & { type: 'upgrade-result' }>((resolve, reject) => {
@@ -280,7 +293,7 @@ export class Successor {
       return { pid: result.pids[0] }
     } finally {
       this.channel.removeListener('message', onMessage)
-      this.channel.unref()
+      release()
     }
   }
 
