@@ -2,7 +2,8 @@ import type { Http2Session } from 'node:http2'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Server, type Socket } from 'node:net'
 import { connectionsOf, isTlsServer, type ServerConnections } from './connections.js'
-import { announceDrain } from './drain-hooks.js'
+import { announceDrain, hooksOwnLongLived } from './drain-hooks.js'
+import { LongLived, maxLeaveWindow } from './long-lived.js'
 import { HandoverError } from '../core/errors.js'
 import { checkObject, checkSignal, msOption } from '../core/options.js'
 
@@ -17,6 +18,14 @@ export interface DrainOptions {
   timeout?: number
   /** Aborting it ends the drain at once, as if the timeout had run out. */
   signal?: AbortSignal
+  /**
+   * Milliseconds within which long-lived connections (WebSockets, event
+   * streams, plain `net` connections) are asked to leave, each at its own
+   * moment, so that their clients do not all reconnect at once. At most 3/4
+   * of `timeout`: a longer window is clamped. Default: none, they are left
+   * open until the timeout (or until the app's onDrain() hooks close them).
+   */
+  leaveWindow?: number
 }
 
 export interface DrainResult {
@@ -24,6 +33,8 @@ export interface DrainResult {
   graceful: number
   /** Connections still open at the timeout (or abort), which were destroyed. */
   forced: number
+  /** Only with a `leaveWindow`: the long-lived connections asked to leave within it. */
+  askedToLeave?: number
 }
 
 const draining = new WeakMap<Server, Promise<DrainResult>>()
@@ -46,7 +57,7 @@ export function drain(server: Server, options: DrainOptions = {}): Promise<Drain
     return Promise.reject(err)
   }
   // The app's onDrain() hooks end long-lived connections while the drain waits for them.
-  void announceDrain()
+  void announceDrain({ leaveWindow: settings.leaveWindow ?? 0 })
   const promise = new Drain(server, settings).run()
   draining.set(server, promise)
   return promise
@@ -56,12 +67,16 @@ interface Settings {
   idleGrace: number
   timeout: number
   signal?: AbortSignal
+  /** Clamped to maxLeaveWindow(timeout); undefined: long-lived connections stay until the timeout. */
+  leaveWindow?: number
 }
 
 function resolveDrainOptions(options: DrainOptions): Settings {
   checkObject('options', options)
   checkSignal(options.signal)
-  return { idleGrace: msOption('idleGrace', options.idleGrace, 500, 0), timeout: msOption('timeout', options.timeout, 30_000, 0), signal: options.signal }
+  const timeout = msOption('timeout', options.timeout, 30_000, 0)
+  const leaveWindow = options.leaveWindow === undefined ? undefined : Math.min(msOption('leaveWindow', options.leaveWindow, 0, 0), maxLeaveWindow(timeout))
+  return { idleGrace: msOption('idleGrace', options.idleGrace, 500, 0), timeout, signal: options.signal, leaveWindow }
 }
 
 /** The HTTP/2 "graceful shutdown" GOAWAY (RFC 9113, 6.8): no stream is refused yet. */
@@ -76,6 +91,8 @@ class Drain {
   /** Since when each HTTP/1 socket has been quiet, and how many bytes it had read then. */
   private readonly quiet = new Map<Socket, { since: number; bytesRead: number }>()
   private readonly noticed = new Map<Http2Session, number>()
+  /** Asks long-lived connections to leave over the window, if there is one and no onDrain() hook owns them. */
+  private leaving?: LongLived
   private poll?: NodeJS.Timeout
   private deadline?: NodeJS.Timeout
   private finish!: (result: DrainResult) => void
@@ -91,7 +108,10 @@ class Drain {
 
   run(): Promise<DrainResult> {
     const result = new Promise<DrainResult>((resolve) => (this.finish = resolve))
-    const { signal, timeout, idleGrace } = this.settings
+    const { signal, timeout, idleGrace, leaveWindow } = this.settings
+    if (leaveWindow !== undefined && !hooksOwnLongLived()) {
+      this.leaving = new LongLived(this.server, this.connections, leaveWindow, idleGrace, Date.now())
+    }
     // Only where the application listens: on an http2 server, a first
     // 'request' listener would switch on the compatibility API for every stream.
     if (this.server.listenerCount('request') > 0) this.server.prependListener('request', this.announceClose)
@@ -114,6 +134,7 @@ class Drain {
     if (this.done) return
     const now = Date.now()
     for (const socket of this.connections.accepted) this.counted.add(socket)
+    this.leaving?.sweep(now)
     for (const session of this.connections.sessions) this.endSession(session, now)
     const httpSockets = isTlsServer(this.server) ? this.connections.secure : this.connections.accepted
     for (const socket of httpSockets) {
@@ -169,7 +190,9 @@ class Drain {
     this.settings.signal?.removeEventListener('abort', this.force)
     this.server.removeListener('request', this.announceClose)
     for (const socket of this.connections.accepted) this.counted.add(socket)
-    this.finish({ graceful: this.counted.size - this.forced, forced: this.forced })
+    const result: DrainResult = { graceful: this.counted.size - this.forced, forced: this.forced }
+    if (this.settings.leaveWindow !== undefined) result.askedToLeave = this.leaving?.asked ?? 0
+    this.finish(result)
   }
 }
 

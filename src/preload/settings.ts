@@ -15,7 +15,18 @@ export interface PreloadSettings {
   drainTimeout: number
   /** HANDOVER_EXIT_GRACE, ms: how long after the drain a process that is still alive is made to exit. Default 5 000. */
   exitGrace: number
+  // --- issue 19 (long-lived connections): HANDOVER_LEAVE_WINDOW; moves to core/options.ts with the rest ---
+  /**
+   * HANDOVER_LEAVE_WINDOW, ms, or `off` (undefined here): long-lived
+   * connections are asked to leave within it, each at its own moment.
+   * Default 10 000; drain() clamps it to 3/4 of the drain timeout.
+   */
+  leaveWindow?: number
+  /** True if HANDOVER_LEAVE_WINDOW was set (a clamp is then worth a word on stderr). */
+  leaveWindowSet: boolean
 }
+
+export const DEFAULT_LEAVE_WINDOW = 10_000
 
 export function readPreloadSettings(env: NodeJS.ProcessEnv = process.env): PreloadSettings {
   const ms = (name: string, fallback: number, min: number): number => {
@@ -31,5 +42,8 @@ export function readPreloadSettings(env: NodeJS.ProcessEnv = process.env): Prelo
     upgradeTimeout: ms('HANDOVER_UPGRADE_TIMEOUT', 60_000, 1),
     drainTimeout: ms('HANDOVER_DRAIN_TIMEOUT', 30_000, 0),
     exitGrace: ms('HANDOVER_EXIT_GRACE', 5_000, 0),
+    // issue 19: 'off' keeps every long-lived connection until the drain timeout, as before.
+    leaveWindow: env.HANDOVER_LEAVE_WINDOW === 'off' ? undefined : ms('HANDOVER_LEAVE_WINDOW', DEFAULT_LEAVE_WINDOW, 0),
+    leaveWindowSet: env.HANDOVER_LEAVE_WINDOW !== undefined && env.HANDOVER_LEAVE_WINDOW !== '',
   }
 }
