@@ -109,8 +109,9 @@ class Drain {
   run(): Promise<DrainResult> {
     const result = new Promise<DrainResult>((resolve) => (this.finish = resolve))
     const { signal, timeout, idleGrace, leaveWindow } = this.settings
+    const interval = Math.min(100, Math.max(10, idleGrace / 5))
     if (leaveWindow !== undefined && !hooksOwnLongLived()) {
-      this.leaving = new LongLived(this.server, this.connections, leaveWindow, idleGrace, Date.now())
+      this.leaving = new LongLived(this.server, this.connections, leaveWindow, idleGrace, Date.now(), interval)
     }
     // Only where the application listens: on an http2 server, a first
     // 'request' listener would switch on the compatibility API for every stream.
@@ -118,7 +119,7 @@ class Drain {
     stopAccepting(this.server, () => this.end())
     signal?.addEventListener('abort', this.force, { once: true })
     this.deadline = setTimeout(this.force, timeout)
-    this.poll = setInterval(() => this.sweep(), Math.min(100, Math.max(10, idleGrace / 5)))
+    this.poll = setInterval(() => this.sweep(), interval)
     this.sweep()
     if (signal?.aborted) this.force()
     return result
