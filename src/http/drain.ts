@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Server, type Socket } from 'node:net'
 import { connectionsOf, isTlsServer, type ServerConnections } from './connections.js'
 import { announceDrain, hooksOwnLongLived } from './drain-hooks.js'
-import { LongLived, maxLeaveWindow } from './long-lived.js'
+import type { LongLived } from './long-lived.js'
 import { HandoverError } from '../core/errors.js'
 import { checkObject, checkSignal, msOption } from '../core/options.js'
 
@@ -38,6 +38,14 @@ export interface DrainResult {
 }
 
 const draining = new WeakMap<Server, Promise<DrainResult>>()
+
+/** The leave window ends by this share of the drain's timeout: the rest is for the connections to finish closing. */
+const WINDOW_SHARE = 0.75
+
+/** The longest leave window a drain with this timeout honours; a longer one is clamped to it. */
+export function maxLeaveWindow(timeout: number): number {
+  return Math.floor(timeout * WINDOW_SHARE)
+}
 
 /**
  * Stops a server accepting and lets its connections finish without losing a
@@ -110,9 +118,7 @@ class Drain {
     const result = new Promise<DrainResult>((resolve) => (this.finish = resolve))
     const { signal, timeout, idleGrace, leaveWindow } = this.settings
     const interval = Math.min(100, Math.max(10, idleGrace / 5))
-    if (leaveWindow !== undefined && !hooksOwnLongLived()) {
-      this.leaving = new LongLived(this.server, this.connections, leaveWindow, idleGrace, Date.now(), interval)
-    }
+    if (leaveWindow !== undefined && !hooksOwnLongLived()) this.startLeaving(leaveWindow, interval)
     // Only where the application listens: on an http2 server, a first
     // 'request' listener would switch on the compatibility API for every stream.
     if (this.server.listenerCount('request') > 0) this.server.prependListener('request', this.announceClose)
@@ -123,6 +129,16 @@ class Drain {
     this.sweep()
     if (signal?.aborted) this.force()
     return result
+  }
+
+  /** Loaded on demand (import-graph.test.ts); the window counts from now, the first sweep follows the load. */
+  private startLeaving(window: number, interval: number): void {
+    const start = Date.now()
+    import('./long-lived.js').then(({ LongLived }) => {
+      if (this.done) return
+      this.leaving = new LongLived(this.server, this.connections, window, this.settings.idleGrace, start, interval, isTlsServer(this.server))
+      this.sweep()
+    }, (err: Error) => process.stderr.write(`handover: long-lived connections are left to the drain's timeout: ${err.message}\n`))
   }
 
   /** Runs before the application's own handler, so the header is still unsent. */

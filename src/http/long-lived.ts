@@ -1,7 +1,8 @@
 import type { ServerResponse } from 'node:http'
 import type { ServerHttp2Stream } from 'node:http2'
 import type { Server, Socket } from 'node:net'
-import { isTlsServer, type ServerConnections } from './connections.js'
+// Types only: a runtime import of connections.js would split it into a chunk of its own (import-graph.test.ts).
+import type { ServerConnections } from './connections.js'
 
 /**
  * Long-lived connections (WebSockets and other upgraded HTTP/1 connections,
@@ -16,15 +17,10 @@ import { isTlsServer, type ServerConnections } from './connections.js'
  * from the WebSocket library's own object, the end of the event stream
  * after a `retry:` hint, an end of the stream (FIN) for a connection whose
  * protocol handover does not speak. Short HTTP requests are not touched.
+ *
+ * drain() loads this module only when it has a window to apply, so that no
+ * generation pays for it at start-up.
  */
-
-/** The window ends by this share of the drain's timeout: the rest is for the connections to finish closing. */
-const WINDOW_SHARE = 0.75
-
-/** The longest leave window a drain with this timeout honours; a longer one is clamped to it. */
-export function maxLeaveWindow(timeout: number): number {
-  return Math.floor(timeout * WINDOW_SHARE)
-}
 
 /** RFC 6455 close code 1012 (IANA registry): "service restart", reconnect. */
 const SERVICE_RESTART = 1012
@@ -85,14 +81,16 @@ export class LongLived {
    *   request on it is not cut in the middle; at the window's end it is
    *   ended all the same
    * @param interval ms between sweeps, as the drain polls
+   * @param tls whether the server is a TLS one (https, secure http2, tls): its connections are the secure sockets
    */
   constructor(
-    private readonly server: Server,
+    server: Server,
     private readonly connections: ServerConnections,
     window: number,
     private readonly quiet: number,
     start: number,
     private readonly interval: number,
+    private readonly tls: boolean,
   ) {
     this.ends = start + window
     this.http2 = typeof (server as Server & { updateSettings?: unknown }).updateSettings === 'function'
@@ -132,7 +130,7 @@ export class LongLived {
       this.seen.add(key)
       found.push([key, candidate])
     }
-    const sockets = isTlsServer(this.server) ? this.connections.secure : this.connections.accepted
+    const sockets = this.tls ? this.connections.secure : this.connections.accepted
     for (const socket of sockets) {
       if (socket.destroyed) continue
       if (hasParser(socket)) {
