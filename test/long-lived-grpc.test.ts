@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { freePort } from './helpers/clients.mjs'
 import { waitUntil } from './helpers/processes.mjs'
 import { killPreloadApps, PreloadApp } from './helpers/preload-app.js'
-import { DRAIN_TIMEOUT, LEAVE_ENV, spreadOf, tally, timedUpgrade, WINDOW, type TimedUpgrade } from './helpers/long-lived.js'
+import { DRAIN_TIMEOUT, EXAMPLES, LEAVE_ENV, spreadOf, tally, timedUpgrade, WINDOW, type TimedUpgrade } from './helpers/long-lived.js'
 
 // grpc-js is CommonJS; its types come with it.
 const grpc = createRequire(import.meta.url)('@grpc/grpc-js') as typeof import('@grpc/grpc-js')
@@ -19,7 +19,7 @@ afterEach(killPreloadApps)
 const UPGRADES = 3
 
 const json = { serialize: (v: unknown) => Buffer.from(JSON.stringify(v)), deserialize: (b: Buffer) => JSON.parse(String(b)) as { pid: number } }
-/** The same service as test/fixtures/apps/grpc.mjs. */
+/** The same service as examples/long-lived/grpc.mjs. */
 const service = {
   watch: {
     path: '/pids.Pids/Watch', requestStream: false, responseStream: true,
@@ -72,7 +72,7 @@ class Watcher {
 describe('gRPC server streaming under the preload', () => {
   it(`with the onDrain() line: 50 watchers through ${UPGRADES} upgrades, every call ends OK, spread over the window`, async () => {
     const port = await freePort()
-    const app = await PreloadApp.start('grpc.mjs', { PORT: String(port), ...LEAVE_ENV })
+    const app = await PreloadApp.start(`${EXAMPLES}grpc.mjs`, { PORT: String(port), ...LEAVE_ENV })
     const watchers = Array.from({ length: 50 }, () => new Watcher(port))
     try {
       await waitUntil(() => watchers.every((w) => w.pid === app.current), 20_000, 'every watcher on the first pid')
@@ -95,7 +95,7 @@ describe('gRPC server streaming under the preload', () => {
 
   it('unmodified: the calls stay on the old process until the drain timeout, then fail with UNAVAILABLE, all at once', async () => {
     const port = await freePort()
-    const app = await PreloadApp.start('grpc.mjs', { PORT: String(port), ...LEAVE_ENV, NO_HOOK: '1' })
+    const app = await PreloadApp.start('grpc-unmodified.mjs', { PORT: String(port), ...LEAVE_ENV })
     const watchers = Array.from({ length: 10 }, () => new Watcher(port))
     try {
       await waitUntil(() => watchers.every((w) => w.pid === app.current), 20_000, 'every watcher on the first pid')

@@ -14,6 +14,7 @@ import { drain, HandoverError } from '../dist/index.js'
 import { freePort } from './helpers/clients.mjs'
 import { sleep } from './helpers/processes.mjs'
 import { APPS, killPreloadApps, PreloadApp, ROOT } from './helpers/preload-app.js'
+import { EXAMPLES } from './helpers/long-lived.js'
 
 const open: Array<{ close?: () => void; destroy?: () => void }> = []
 afterEach(() => {
@@ -207,7 +208,7 @@ describe('drain({ leaveWindow }) asks long-lived connections to leave', () => {
 
 describe('HANDOVER_LEAVE_WINDOW under the preload', () => {
   it('a bad value stops the start with a typed error', () => {
-    const result = spawnSync(process.execPath, ['--import', 'handover/register', join(APPS, 'ws-plain.mjs')], {
+    const result = spawnSync(process.execPath, ['--import', 'handover/register', join(APPS, EXAMPLES, 'ws.mjs')], {
       cwd: ROOT, env: { ...process.env, HANDOVER_LEAVE_WINDOW: 'soon', PORT: '1' }, timeout: 10_000, encoding: 'utf8',
     })
     expect(result.status).toBe(1)
@@ -217,7 +218,7 @@ describe('HANDOVER_LEAVE_WINDOW under the preload', () => {
 
   it('longer than 3/4 of the drain timeout: clamped, and said once on stderr', async () => {
     const port = await freePort()
-    const app = await PreloadApp.start('ws-plain.mjs', { PORT: String(port), HANDOVER_LEAVE_WINDOW: '10000', HANDOVER_DRAIN_TIMEOUT: '4000' })
+    const app = await PreloadApp.start(`${EXAMPLES}ws.mjs`, { PORT: String(port), HANDOVER_LEAVE_WINDOW: '10000', HANDOVER_DRAIN_TIMEOUT: '4000' })
     await app.waitForLine(/^handover: HANDOVER_LEAVE_WINDOW=10000 is clamped to 3000 ms, 3\/4 of the drain timeout \(4000 ms\)/)
     const client = await webSocket(port)
     await app.upgrade()
@@ -226,7 +227,7 @@ describe('HANDOVER_LEAVE_WINDOW under the preload', () => {
 
   it('off: WebSockets stay until the drain timeout, as before', async () => {
     const port = await freePort()
-    const app = await PreloadApp.start('ws-plain.mjs', { PORT: String(port), HANDOVER_LEAVE_WINDOW: 'off', HANDOVER_DRAIN_TIMEOUT: '1000' })
+    const app = await PreloadApp.start(`${EXAMPLES}ws.mjs`, { PORT: String(port), HANDOVER_LEAVE_WINDOW: 'off', HANDOVER_DRAIN_TIMEOUT: '1000' })
     const client = await webSocket(port)
     await app.upgrade()
     expect((await client.closed).code).toBe(1006)

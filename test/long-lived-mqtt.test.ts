@@ -1,4 +1,4 @@
-// An aedes MQTT broker on a plain node:net server, unmodified, under
+// An aedes MQTT broker on a plain node:net server (examples/long-lived/mqtt.mjs), unmodified, under
 // handover/register: at each hand-off every client connection is ended
 // (FIN) at its own moment in the leave window, while the clients publish
 // (QoS 1). mqtt.js clients reconnect (and resubscribe) to the new process,
@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { freePort } from './helpers/clients.mjs'
 import { waitUntil } from './helpers/processes.mjs'
 import { killPreloadApps, PreloadApp } from './helpers/preload-app.js'
-import { LEAVE_ENV, spreadOf, tally, timedUpgrade, WINDOW, type TimedUpgrade } from './helpers/long-lived.js'
+import { EXAMPLES, LEAVE_ENV, spreadOf, tally, timedUpgrade, WINDOW, type TimedUpgrade } from './helpers/long-lived.js'
 
 afterEach(killPreloadApps)
 
@@ -56,7 +56,7 @@ class MqttClient {
 describe('MQTT (aedes on net), unmodified, under the preload', () => {
   it(`${CLIENTS} mqtt.js clients through ${UPGRADES} upgrades: closed cleanly, resubscribed on the newest pid`, async () => {
     const port = await freePort()
-    const app = await PreloadApp.start('mqtt.mjs', { PORT: String(port), ...LEAVE_ENV, HANDOVER_EXIT_GRACE: '300' })
+    const app = await PreloadApp.start(`${EXAMPLES}mqtt.mjs`, { PORT: String(port), ...LEAVE_ENV, HANDOVER_EXIT_GRACE: '300' })
     const clients = Array.from({ length: CLIENTS }, (_, i) => new MqttClient(port, i))
     try {
       await waitUntil(() => clients.every((c) => c.pid === app.current), 20_000, 'every client on the first pid')

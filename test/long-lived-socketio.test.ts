@@ -1,4 +1,4 @@
-// socket.io 4 over WebSocket only (docs/long-lived.md#socketio), unmodified
+// socket.io 4 over WebSocket only (examples/long-lived/socketio.mjs), unmodified
 // otherwise: engine.io's websocket transport is ws, so handover closes each
 // connection with 1012 at its moment in the leave window. Clients configured
 // as documented (retries with an ack timeout) reconnect to the new
@@ -13,7 +13,7 @@ import { freePort } from './helpers/clients.mjs'
 import { isAlive, sleep, waitUntil } from './helpers/processes.mjs'
 import { killPreloadApps, PreloadApp } from './helpers/preload-app.js'
 import { cli, killSupervised, Supervised } from './helpers/supervisor.js'
-import { LEAVE_ENV, spreadOf, tally, timedUpgrade, WINDOW, type TimedUpgrade } from './helpers/long-lived.js'
+import { EXAMPLES, LEAVE_ENV, spreadOf, tally, timedUpgrade, WINDOW, type TimedUpgrade } from './helpers/long-lived.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'handover-sio-'))
 afterEach(killPreloadApps)
@@ -89,7 +89,7 @@ function expectCleanRun(workers: Worker[]): void {
 describe('socket.io over WebSocket', () => {
   it(`under the preload: ${CLIENTS} clients through ${UPGRADES} upgrades, no failed ack`, async () => {
     const port = await freePort()
-    const app = await PreloadApp.start('socketio.mjs', { PORT: String(port), ...LEAVE_ENV })
+    const app = await PreloadApp.start(`${EXAMPLES}socketio.mjs`, { PORT: String(port), ...LEAVE_ENV })
     const workers = Array.from({ length: CLIENTS }, () => new Worker(port))
     try {
       await waitUntil(() => workers.every((w) => w.pid === app.current), 20_000, 'every client on the first pid')
@@ -111,7 +111,7 @@ describe('socket.io over WebSocket', () => {
   it(`under handover run -w 2: ${CLIENTS} clients through ${UPGRADES} upgrades, no failed ack, no sticky sessions`, async () => {
     const port = await freePort()
     const control = join(dir, `ctl-${Math.random().toString(36).slice(2)}.sock`)
-    const s = await Supervised.start(['-w', '2', '--control-socket', control], 'socketio.mjs', { PORT: String(port), ...LEAVE_ENV })
+    const s = await Supervised.start(['-w', '2', '--control-socket', control], `${EXAMPLES}socketio.mjs`, { PORT: String(port), ...LEAVE_ENV })
     const current = (): number[] => {
       const status = s.status(control)
       return status.workers.filter((w) => w.generation === status.generation).map((w) => w.pid)

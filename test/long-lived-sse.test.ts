@@ -1,15 +1,16 @@
-// Server-sent events from an unmodified node:http app under
-// handover/register: at each hand-off every event stream gets a `retry:`
-// hint and its terminating chunk at its own moment in the leave window, so
-// the EventSource (the `eventsource` package, on Node's fetch) sees a clean
-// end, not an abort, and reconnects to the new process. The app writes once
-// more as each response finishes, which must not crash it.
+// Server-sent events from an unmodified node:http app
+// (examples/long-lived/sse.mjs) under handover/register: at each hand-off
+// every event stream gets a `retry:` hint and its terminating chunk at its
+// own moment in the leave window, so the EventSource (the `eventsource`
+// package, on Node's fetch) sees a clean end, not an abort, and reconnects to
+// the new process. An app that writes once more right after the end
+// (test/fixtures/apps/sse.mjs) must not crash.
 import { EventSource } from 'eventsource'
 import { afterEach, describe, expect, it } from 'vitest'
 import { freePort } from './helpers/clients.mjs'
 import { waitUntil } from './helpers/processes.mjs'
 import { killPreloadApps, PreloadApp } from './helpers/preload-app.js'
-import { LEAVE_ENV, spreadOf, tally, timedUpgrade, WINDOW, type TimedUpgrade } from './helpers/long-lived.js'
+import { EXAMPLES, LEAVE_ENV, spreadOf, tally, timedUpgrade, WINDOW, type TimedUpgrade } from './helpers/long-lived.js'
 
 afterEach(killPreloadApps)
 
@@ -53,7 +54,7 @@ class EventClient {
 describe('server-sent events, unmodified, under the preload', () => {
   it(`${CLIENTS} EventSource clients through ${UPGRADES} upgrades: clean ends, reconnects to the newest pid`, async () => {
     const port = await freePort()
-    const app = await PreloadApp.start('sse.mjs', { PORT: String(port), ...LEAVE_ENV })
+    const app = await PreloadApp.start(`${EXAMPLES}sse.mjs`, { PORT: String(port), ...LEAVE_ENV })
     const clients = Array.from({ length: CLIENTS }, () => new EventClient(`http://127.0.0.1:${port}/events`))
     try {
       await waitUntil(() => clients.every((c) => c.pid === app.current), 20_000, 'every client on the first pid')
@@ -75,7 +76,24 @@ describe('server-sent events, unmodified, under the preload', () => {
       expect(gaps.at(-1)).toBeLessThan(3_000)
       for (const u of upgrades) expect(u.oldLived).toBeLessThanOrEqual(WINDOW + 2_000)
       for (const s of spreads) expect(s.peakToMean).toBeLessThanOrEqual(3)
-      // No generation crashed on its write after the end.
+    } finally {
+      for (const c of clients) c.close()
+    }
+  })
+
+  it('an app that writes right after handover ended its stream: no crash, clean ends', async () => {
+    const port = await freePort()
+    const app = await PreloadApp.start('sse.mjs', { PORT: String(port), ...LEAVE_ENV })
+    const clients = Array.from({ length: 20 }, () => new EventClient(`http://127.0.0.1:${port}/events`))
+    try {
+      await waitUntil(() => clients.every((c) => c.pid === app.current), 20_000, 'every client on the first pid')
+      const upgrade = await timedUpgrade(app)
+      await waitUntil(() => clients.every((c) => c.pid === app.current), 10_000, `every client on pid ${app.current}`)
+      const ends = tally(clients.flatMap((c) => c.ends))
+      console.log(`sse, writing after the end: stream ends ${JSON.stringify(ends)}; old process gone after ${upgrade.oldLived} ms`)
+      // Without the guard the old process dies of the uncaught ERR_STREAM_WRITE_AFTER_END, and its streams end in aborts.
+      expect(ends).toEqual({ clean: clients.length })
+      expect(clients.flatMap((c) => c.bad)).toEqual([])
       expect(app.text).not.toMatch(/ERR_STREAM_WRITE_AFTER_END|Error/)
     } finally {
       for (const c of clients) c.close()

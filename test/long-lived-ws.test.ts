@@ -1,4 +1,4 @@
-// An unmodified ws app (no onDrain()) under handover/register: at each
+// An unmodified ws app (examples/long-lived/ws.mjs, no onDrain()) under handover/register: at each
 // hand-off handover closes every WebSocket with 1012 through ws's own
 // object, each at its own moment in the leave window. 200 reconnecting
 // clients through 3 SIGHUP upgrades: no abnormal close (1006), every client
@@ -9,7 +9,7 @@ import WebSocket from 'ws'
 import { freePort } from './helpers/clients.mjs'
 import { waitUntil } from './helpers/processes.mjs'
 import { killPreloadApps, PreloadApp } from './helpers/preload-app.js'
-import { LEAVE_ENV, spreadOf, tally, timedUpgrade, WINDOW, type TimedUpgrade } from './helpers/long-lived.js'
+import { EXAMPLES, LEAVE_ENV, spreadOf, tally, timedUpgrade, WINDOW, type TimedUpgrade } from './helpers/long-lived.js'
 
 afterEach(killPreloadApps)
 
@@ -51,7 +51,7 @@ class ReconnectingClient {
 describe('ws, unmodified, under the preload', () => {
   it(`${CLIENTS} reconnecting clients through ${UPGRADES} upgrades: 1012 closes only, spread over the window`, async () => {
     const port = await freePort()
-    const app = await PreloadApp.start('ws-plain.mjs', { PORT: String(port), ...LEAVE_ENV })
+    const app = await PreloadApp.start(`${EXAMPLES}ws.mjs`, { PORT: String(port), ...LEAVE_ENV })
     const clients = Array.from({ length: CLIENTS }, () => new ReconnectingClient(port))
     await waitUntil(() => clients.every((c) => c.pid === app.current), 20_000, 'every client on the first pid')
     const upgrades: TimedUpgrade[] = []

@@ -3,6 +3,9 @@
 import { isAlive, sleep } from './processes.mjs'
 import type { PreloadApp } from './preload-app.js'
 
+/** examples/long-lived/, as PreloadApp and Supervised name a script (relative to test/fixtures/apps/). */
+export const EXAMPLES = '../../../examples/long-lived/'
+
 /** The leave window and drain timeout the long-lived tests run with (short, to keep them fast). */
 export const WINDOW = 2_000
 export const DRAIN_TIMEOUT = 6_000
