@@ -2,7 +2,7 @@
 // fails there (an unused @ts-expect-error is an error too); vitest runs the
 // same lines, which keeps them honest at runtime.
 import { describe, expect, expectTypeOf, it } from 'vitest'
-import { HandoverError, isHandoverError, Upgrader, type HandoverErrorCode } from '../src/index.js'
+import { HandoverError, isHandoverError, Upgrader, type DrainHook, type DrainInfo, type DrainOptions, type DrainResult, type HandoverErrorCode } from '../src/index.js'
 
 describe('public types', () => {
   it('isHandoverError() takes handover codes and errno names, and refuses a misspelled handover code', () => {
@@ -23,5 +23,16 @@ describe('public types', () => {
   it('listen() and listenPacket() take a port number as well as an address string', () => {
     expectTypeOf<Upgrader['listen']>().parameter(1).toEqualTypeOf<string | number>()
     expectTypeOf<Upgrader['listenPacket']>().parameter(1).toEqualTypeOf<string | number>()
+  })
+
+  it('drain() takes a leaveWindow and reports askedToLeave; an onDrain() hook is told the window, and one without a parameter still fits', () => {
+    expectTypeOf<DrainOptions['leaveWindow']>().toEqualTypeOf<number | undefined>()
+    expectTypeOf<DrainResult['askedToLeave']>().toEqualTypeOf<number | undefined>()
+    expectTypeOf<DrainHook>().parameter(0).toEqualTypeOf<DrainInfo>()
+    expectTypeOf<DrainInfo>().toEqualTypeOf<{ leaveWindow: number }>()
+    const old: DrainHook = () => {}
+    const spreading: DrainHook = ({ leaveWindow }) => void expect(leaveWindow).toBeTypeOf('number')
+    spreading({ leaveWindow: 0 })
+    expect(old).toBeTypeOf('function')
   })
 })

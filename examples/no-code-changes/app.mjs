@@ -1,7 +1,8 @@
 // An ordinary express 5 app with a WebSocket endpoint. It knows nothing of
-// handover except the one onDrain() line, which closes WebSockets with 1012
-// ("service restart") when this process starts draining, so that clients
-// reconnect at once and reach the new generation.
+// handover: at a hand-off, handover closes each WebSocket with 1012
+// ("service restart") at its own moment in the leave window
+// (HANDOVER_LEAVE_WINDOW, 10 s), so that clients reconnect to the new
+// generation without all coming at once.
 //
 //   PORT=8080 npm run example:preload    # node --import handover/register examples/no-code-changes/app.mjs
 //   curl localhost:8080/                 # hello from pid 1234
@@ -11,7 +12,6 @@
 //   kill 1240                            # SIGTERM: drains, then exits
 import http from 'node:http'
 import express from 'express'
-import { onDrain } from 'handover'
 import { WebSocketServer } from 'ws'
 
 const app = express()
@@ -21,6 +21,5 @@ app.get('/slow', (req, res) => setTimeout(() => res.send(`hello from pid ${proce
 const server = http.createServer(app)
 const wss = new WebSocketServer({ server })
 wss.on('connection', (ws) => ws.send(`hello from pid ${process.pid}`))
-onDrain(() => wss.clients.forEach((ws) => ws.close(1012, 'service restart')))
 
 server.listen(Number(process.env.PORT || 8080), () => console.log(`[pid ${process.pid}] listening on ${process.env.PORT || 8080}`))

@@ -25,6 +25,8 @@ export const DEFAULTS = {
   idleGrace: 500,
   /** ms after the drain that a preloaded process still alive is made to exit. */
   exitGrace: 5_000,
+  /** ms within which a preloaded process asks its long-lived connections to leave, spread out (drain()'s leaveWindow). */
+  leaveWindow: 10_000,
   /** ms both generations serve after the new one is ready, before the hand-off. */
   probation: 0,
   /** Workers per generation under `handover run`. */
@@ -70,6 +72,8 @@ export const ENV = {
   upgradeTimeout: 'HANDOVER_UPGRADE_TIMEOUT',
   drainTimeout: 'HANDOVER_DRAIN_TIMEOUT',
   exitGrace: 'HANDOVER_EXIT_GRACE',
+  /** ms, or `off`: the leave window of handover/register's drains (drain()'s leaveWindow). */
+  leaveWindow: 'HANDOVER_LEAVE_WINDOW',
   /** SIGHUP (default) or SIGUSR2: the signal that upgrades; read by a new generation from import on, to ignore it while it starts. */
   upgradeSignal: 'HANDOVER_UPGRADE_SIGNAL',
   /** `0` starts new generations without Node's compile cache. */
@@ -268,21 +272,39 @@ export interface DrainOptions {
   timeout?: number
   /** Aborting it ends the drain at once, as if the timeout had run out. */
   signal?: AbortSignal
+  /**
+   * Milliseconds within which long-lived connections (WebSockets, event
+   * streams, plain `net` connections) are asked to leave, each at its own
+   * moment, so that their clients do not all reconnect at once. At most 3/4
+   * of `timeout`: a longer window is clamped. Default: none, they are left
+   * open until the timeout (or until the app's onDrain() hooks close them).
+   */
+  leaveWindow?: number
 }
 
 export interface DrainSettings {
   idleGrace: number
   timeout: number
   signal?: AbortSignal
+  /** Clamped to maxLeaveWindow(timeout); undefined: long-lived connections stay until the timeout. */
+  leaveWindow?: number
+}
+
+/** The longest leave window a drain of `timeout` ms allows: 3/4 of it, so that the last to leave has time to. */
+export function maxLeaveWindow(timeout: number): number {
+  return Math.floor(timeout * 0.75)
 }
 
 export function resolveDrainOptions(options: DrainOptions): DrainSettings {
   checkObject('options', options)
   checkSignal(options.signal)
+  const timeout = msOption('timeout', options.timeout, DEFAULTS.drainTimeout, 0)
+  const window = options.leaveWindow === undefined ? undefined : msOption('leaveWindow', options.leaveWindow, 0, 0)
   return {
     idleGrace: msOption('idleGrace', options.idleGrace, DEFAULTS.idleGrace, 0),
-    timeout: msOption('timeout', options.timeout, DEFAULTS.drainTimeout, 0),
+    timeout,
     signal: options.signal,
+    leaveWindow: window === undefined ? undefined : Math.min(window, maxLeaveWindow(timeout)),
   }
 }
 
@@ -300,6 +322,14 @@ export interface PreloadSettings {
   exitGrace: number
   /** HANDOVER_UPGRADE_SIGNAL: the signal that upgrades; any other (SIGHUP included) stays the app's. */
   upgradeSignal: UpgradeSignal
+  /**
+   * HANDOVER_LEAVE_WINDOW, ms, or `off` (undefined here): long-lived
+   * connections are asked to leave within it, each at its own moment.
+   * drain() clamps it to 3/4 of the drain timeout.
+   */
+  leaveWindow?: number
+  /** True if HANDOVER_LEAVE_WINDOW was set (a clamp is then worth a word on stderr). */
+  leaveWindowSet: boolean
 }
 
 export function readPreloadSettings(env: NodeJS.ProcessEnv = process.env): PreloadSettings {
@@ -314,6 +344,9 @@ export function readPreloadSettings(env: NodeJS.ProcessEnv = process.env): Prelo
     drainTimeout: ms(ENV.drainTimeout, DEFAULTS.drainTimeout, 0),
     exitGrace: ms(ENV.exitGrace, DEFAULTS.exitGrace, 0),
     upgradeSignal: upgradeSignalOption(ENV.upgradeSignal, env[ENV.upgradeSignal] || undefined),
+    // 'off' keeps every long-lived connection until the drain timeout, as before the window existed.
+    leaveWindow: env[ENV.leaveWindow] === 'off' ? undefined : ms(ENV.leaveWindow, DEFAULTS.leaveWindow, 0),
+    leaveWindowSet: env[ENV.leaveWindow] !== undefined && env[ENV.leaveWindow] !== '',
   }
 }
 

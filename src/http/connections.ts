@@ -1,5 +1,5 @@
 import { subscribe } from 'node:diagnostics_channel'
-import type { Http2Session } from 'node:http2'
+import type { Http2Session, ServerHttp2Stream } from 'node:http2'
 import type { Server, Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 
@@ -14,6 +14,8 @@ export class ServerConnections {
   /** HTTPS and HTTP/2-over-TLS connections once their handshake is done. */
   readonly secure = new Set<TLSSocket>()
   readonly sessions = new Set<Http2Session>()
+  /** Open HTTP/2 streams of those sessions: a server-sent event stream is long-lived (long-lived.ts). */
+  readonly streams = new Set<ServerHttp2Stream>()
 
   /** Accepted sockets arrive through the net.server.socket channel (below), once each. */
   constructor(server: Server) {
@@ -26,6 +28,12 @@ export class ServerConnections {
     server.on('session', (session: Http2Session) => {
       this.sessions.add(session)
       session.once('close', () => this.sessions.delete(session))
+      // A listener of the session's own, not the server's: the server's
+      // 'request' (compatibility API) and 'stream' dispatch stay as they are.
+      session.on('stream', (stream: ServerHttp2Stream) => {
+        this.streams.add(stream)
+        stream.once('close', () => this.streams.delete(stream))
+      })
     })
   }
 

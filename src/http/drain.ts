@@ -2,17 +2,21 @@ import type { Http2Session } from 'node:http2'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Server, type Socket } from 'node:net'
 import { connectionsOf, isTlsServer, type ServerConnections } from './connections.js'
-import { announceDrain } from './drain-hooks.js'
+import { announceDrain, hooksOwnLongLived } from './drain-hooks.js'
+import type { LongLived } from './long-lived.js'
 import { HandoverError } from '../core/errors.js'
 import { resolveDrainOptions, type DrainOptions, type DrainSettings } from '../core/options.js'
 
 export type { DrainOptions } from '../core/options.js'
+export { maxLeaveWindow } from '../core/options.js'
 
 export interface DrainResult {
   /** Connections that ended before the timeout: finished, or closed between requests. */
   graceful: number
   /** Connections still open at the timeout (or abort), which were destroyed. */
   forced: number
+  /** Only with a `leaveWindow`: the long-lived connections asked to leave within it. */
+  askedToLeave?: number
 }
 
 const draining = new WeakMap<Server, Promise<DrainResult>>()
@@ -35,7 +39,7 @@ export function drain(server: Server, options: DrainOptions = {}): Promise<Drain
     return Promise.reject(err)
   }
   // The app's onDrain() hooks end long-lived connections while the drain waits for them.
-  void announceDrain()
+  void announceDrain({ leaveWindow: settings.leaveWindow ?? 0 })
   const promise = new Drain(server, settings).run()
   draining.set(server, promise)
   return promise
@@ -53,6 +57,8 @@ class Drain {
   /** Since when each HTTP/1 socket has been quiet, and how many bytes it had read then. */
   private readonly quiet = new Map<Socket, { since: number; bytesRead: number }>()
   private readonly noticed = new Map<Http2Session, number>()
+  /** Asks long-lived connections to leave over the window, if there is one and no onDrain() hook owns them. */
+  private leaving?: LongLived
   private poll?: NodeJS.Timeout
   private deadline?: NodeJS.Timeout
   private finish!: (result: DrainResult) => void
@@ -68,17 +74,29 @@ class Drain {
 
   run(): Promise<DrainResult> {
     const result = new Promise<DrainResult>((resolve) => (this.finish = resolve))
-    const { signal, timeout, idleGrace } = this.settings
+    const { signal, timeout, idleGrace, leaveWindow } = this.settings
+    const interval = Math.min(100, Math.max(10, idleGrace / 5))
+    if (leaveWindow !== undefined && !hooksOwnLongLived()) this.startLeaving(leaveWindow, interval)
     // Only where the application listens: on an http2 server, a first
     // 'request' listener would switch on the compatibility API for every stream.
     if (this.server.listenerCount('request') > 0) this.server.prependListener('request', this.announceClose)
     stopAccepting(this.server, () => this.end())
     signal?.addEventListener('abort', this.force, { once: true })
     this.deadline = setTimeout(this.force, timeout)
-    this.poll = setInterval(() => this.sweep(), Math.min(100, Math.max(10, idleGrace / 5)))
+    this.poll = setInterval(() => this.sweep(), interval)
     this.sweep()
     if (signal?.aborted) this.force()
     return result
+  }
+
+  /** Loaded on demand (import-graph.test.ts); the window counts from now, the first sweep follows the load. */
+  private startLeaving(window: number, interval: number): void {
+    const start = Date.now()
+    import('./long-lived.js').then(({ LongLived }) => {
+      if (this.done) return
+      this.leaving = new LongLived(this.server, this.connections, window, this.settings.idleGrace, start, interval, isTlsServer(this.server))
+      this.sweep()
+    }, (err: Error) => process.stderr.write(`handover: long-lived connections are left to the drain's timeout: ${err.message}\n`))
   }
 
   /** Runs before the application's own handler, so the header is still unsent. */
@@ -91,6 +109,7 @@ class Drain {
     if (this.done) return
     const now = Date.now()
     for (const socket of this.connections.accepted) this.counted.add(socket)
+    this.leaving?.sweep(now)
     for (const session of this.connections.sessions) this.endSession(session, now)
     const httpSockets = isTlsServer(this.server) ? this.connections.secure : this.connections.accepted
     for (const socket of httpSockets) {
@@ -146,7 +165,9 @@ class Drain {
     this.settings.signal?.removeEventListener('abort', this.force)
     this.server.removeListener('request', this.announceClose)
     for (const socket of this.connections.accepted) this.counted.add(socket)
-    this.finish({ graceful: this.counted.size - this.forced, forced: this.forced })
+    const result: DrainResult = { graceful: this.counted.size - this.forced, forced: this.forced }
+    if (this.settings.leaveWindow !== undefined) result.askedToLeave = this.leaving?.asked ?? 0
+    this.finish(result)
   }
 }
 

@@ -3,7 +3,7 @@ import type { LookupAddress } from 'node:dns'
 import { createRequire } from 'node:module'
 import type { Server } from 'node:net'
 import { announceDrain } from '../http/drain-hooks.js'
-import { drain } from '../http/drain.js'
+import { drain, maxLeaveWindow } from '../http/drain.js'
 import { HandoverError } from '../core/errors.js'
 import { inClusterWorker, inheritanceOwner, openInheritance, type Inheritance } from '../core/inheritance.js'
 import type { Listener } from '../core/listeners.js'
@@ -86,6 +86,7 @@ export class Preload {
       const { pidFile, readyTimeout } = this.settings
       this.upgrader = Upgrader.forPreload(this.inheritance!, { pidFile, readyTimeout, onEvent: sayEvent })
       this.signals = new ProcessSignals(this.upgrader, this.settings, (force) => this.retire(force), this.ready)
+      warnIfClamped(this.settings)
       void this.upgrader.exit().then(() => {
         if (this.signals?.shutdownIsTheApps) return
         void this.retire()
@@ -204,8 +205,9 @@ export class Preload {
   retire(force?: AbortSignal): Promise<void> {
     this.retiring ??= (async () => {
       const { drainTimeout, exitGrace } = this.settings
-      const drains = [...this.servers].filter((s) => s.listening).map((s) => drain(s, { timeout: drainTimeout, signal: force }))
-      await Promise.all([announceDrainWithin(drainTimeout), ...drains])
+      const leaveWindow = this.settings.leaveWindow === undefined ? undefined : Math.min(this.settings.leaveWindow, maxLeaveWindow(drainTimeout))
+      const drains = [...this.servers].filter((s) => s.listening).map((s) => drain(s, { timeout: drainTimeout, signal: force, leaveWindow }))
+      await Promise.all([announceDrainWithin(drainTimeout, leaveWindow ?? 0), ...drains])
       for (const socket of this.packetSockets) socket.close()
       setTimeout(() => process.exit(process.exitCode ?? 0), exitGrace).unref()
     })()
@@ -257,6 +259,13 @@ function dgramState(socket: DgramSocket): { reuseAddr: boolean; reusePort: boole
 }
 
 /** The app's onDrain() hooks, bounded by the drain timeout like the drains themselves. */
-function announceDrainWithin(ms: number): Promise<void> {
-  return withDeadline(announceDrain(), { timeout: ms }, 'the onDrain() hooks').catch(() => {})
+function announceDrainWithin(ms: number, leaveWindow: number): Promise<void> {
+  return withDeadline(announceDrain({ leaveWindow }), { timeout: ms }, 'the onDrain() hooks').catch(() => {})
+}
+
+/** A leave window set longer than the drain allows is clamped: said once, when the process starts serving. */
+function warnIfClamped({ leaveWindow, leaveWindowSet, drainTimeout }: PreloadSettings): void {
+  const max = maxLeaveWindow(drainTimeout)
+  if (!leaveWindowSet || leaveWindow === undefined || leaveWindow <= max) return
+  process.stderr.write(`handover: HANDOVER_LEAVE_WINDOW=${leaveWindow} is clamped to ${max} ms, 3/4 of the drain timeout (${drainTimeout} ms): long-lived connections must have left before it\n`)
 }
