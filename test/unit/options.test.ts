@@ -76,9 +76,13 @@ describe('handover/register', () => {
   it('reads its settings from the environment, with the defaults of the API', () => {
     expect(readPreloadSettings({})).toEqual({
       pidFile: undefined, readyTimeout: DEFAULTS.readyTimeout, drainTimeout: DEFAULTS.drainTimeout, exitGrace: DEFAULTS.exitGrace, upgradeSignal: 'SIGHUP',
+      leaveWindow: DEFAULTS.leaveWindow, leaveWindowSet: false,
     })
-    const s = readPreloadSettings({ [ENV.pidFile]: '/run/a.pid', [ENV.readyTimeout]: '1500', [ENV.drainTimeout]: '0', [ENV.exitGrace]: '10', [ENV.upgradeSignal]: 'SIGUSR2' })
-    expect(s).toEqual({ pidFile: '/run/a.pid', readyTimeout: 1500, drainTimeout: 0, exitGrace: 10, upgradeSignal: 'SIGUSR2' })
+    const s = readPreloadSettings({
+      [ENV.pidFile]: '/run/a.pid', [ENV.readyTimeout]: '1500', [ENV.drainTimeout]: '0', [ENV.exitGrace]: '10', [ENV.upgradeSignal]: 'SIGUSR2', [ENV.leaveWindow]: '2000',
+    })
+    expect(s).toEqual({ pidFile: '/run/a.pid', readyTimeout: 1500, drainTimeout: 0, exitGrace: 10, upgradeSignal: 'SIGUSR2', leaveWindow: 2000, leaveWindowSet: true })
+    expect(readPreloadSettings({ [ENV.leaveWindow]: 'off' })).toMatchObject({ leaveWindow: undefined, leaveWindowSet: true })
     expect(() => readPreloadSettings({ [ENV.upgradeSignal]: 'SIGUSR1' })).toThrow(invalid(/^option HANDOVER_UPGRADE_SIGNAL must be one of SIGHUP, SIGUSR2/))
   })
 
