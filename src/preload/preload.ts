@@ -4,6 +4,7 @@ import { createRequire } from 'node:module'
 import type { Server } from 'node:net'
 import { announceDrain } from '../http/drain-hooks.js'
 import { drain } from '../http/drain.js'
+import { parseAddress } from '../core/address.js'
 import { HandoverError } from '../core/errors.js'
 import { generationOwner, inClusterWorker, openGeneration } from '../core/generation.js'
 import type { Listener } from '../core/listeners.js'
@@ -36,6 +37,10 @@ export class Preload {
   private readonly waiting: Array<() => void> = []
   private readonly servers = new Set<Server>()
   private readonly packetSockets = new Set<DgramSocket>()
+  /** Who serves on each socket-table key in this process: see servedByAnother(). */
+  private readonly owners = new Map<string, Server | DgramSocket>()
+  /** The directory the Upgrader resolves relative unix paths against (its `cwd`). */
+  private cwd = process.cwd()
   private readonly gate = new ReadinessGate(() => this.sayReady())
   private signals?: ProcessSignals
   private markReady!: () => void
@@ -83,7 +88,8 @@ export class Preload {
   private ensureUpgrader(): Upgrader {
     if (!this.upgrader) {
       const { pidFile, upgradeTimeout } = this.settings
-      this.upgrader = Upgrader.forPreload(this.generation!, { pidFile, upgradeTimeout })
+      this.cwd = process.cwd()
+      this.upgrader = Upgrader.forPreload(this.generation!, { pidFile, upgradeTimeout, cwd: this.cwd })
       this.signals = new ProcessSignals(this.upgrader, this.settings, (force) => this.retire(force), this.ready)
       void this.upgrader.exit().then(() => {
         if (this.signals?.shutdownIsTheApps) return
@@ -94,7 +100,8 @@ export class Preload {
   }
 
   private listen(server: Server, original: Original, args: unknown[]): Server {
-    if (this.steppedAside || inClusterWorker()) return original.apply(server, args) as Server
+    // Already listening: Node throws ERR_SERVER_ALREADY_LISTEN itself.
+    if (server.listening || this.steppedAside || inClusterWorker()) return original.apply(server, args) as Server
     const request = readListenArgs(args)
     if (!request) return this.passThrough(server, original, args)
     this.servers.add(server)
@@ -105,7 +112,8 @@ export class Preload {
       original.apply(server, args)
     }
     const bindWith = ({ network, address }: { network: string; address: string }): void => {
-      const listener = this.steppedAside ? undefined : this.take(() => this.ensureUpgrader().listen(network as 'tcp', address), `${network} ${address}`)
+      if (this.steppedAside || this.servedByAnother(server, network, address, false)) return leaveToNode()
+      const listener = this.take(() => this.ensureUpgrader().listen(network as 'tcp', address), `${network} ${address}`)
       if (!listener) return leaveToNode()
       server.once('listening', () => done(true))
       adopt(server, original, listener, request)
@@ -127,7 +135,8 @@ export class Preload {
   private bind(socket: DgramSocket, original: Original, args: unknown[]): DgramSocket {
     const request = readBindArgs(args)
     const state = dgramState(socket)
-    if (!request || state.reuseAddr || state.reusePort || this.steppedAside || inClusterWorker()) {
+    // Already bound: Node throws ERR_SOCKET_ALREADY_BOUND itself.
+    if (!request || state.reuseAddr || state.reusePort || isServing(socket) || this.steppedAside || inClusterWorker()) {
       return original.apply(socket, args) as DgramSocket
     }
     const type = (socket as unknown as { type: 'udp4' | 'udp6' }).type
@@ -138,7 +147,8 @@ export class Preload {
     }
     const bindWith = (ip: string): void => {
       const { network, address } = packetAddress(type, ip, request.port, state.ipv6Only)
-      const listener = this.steppedAside ? undefined : this.take(() => this.ensureUpgrader().listenPacket(network, address), `${network} ${address}`)
+      if (this.steppedAside || this.servedByAnother(socket, network, address, true)) return leaveToNode()
+      const listener = this.take(() => this.ensureUpgrader().listenPacket(network, address), `${network} ${address}`)
       if (!listener) return leaveToNode()
       this.packetSockets.add(socket)
       // Before the bind: dgram emits 'listening' for an adopted fd synchronously.
@@ -166,6 +176,28 @@ export class Preload {
       this.gate.listenedOutside()
     }))
     return original.apply(server, args) as Server
+  }
+
+  /**
+   * True if another server (or dgram socket) of this process is serving on
+   * this address: the Upgrader would hand out its socket again, where plain
+   * Node gets EADDRINUSE. Node then binds it itself, and gets exactly that,
+   * since handover's copy of the socket is still bound. Otherwise `owner`
+   * becomes the one serving on it: a server closed since (close(), then
+   * listen() again) no longer counts, and a new generation starts with none
+   * (what it inherits is not a second listen).
+   */
+  private servedByAnother(owner: Server | DgramSocket, network: string, address: string, packet: boolean): boolean {
+    let key: string
+    try {
+      key = parseAddress(network, address, packet, this.cwd).key
+    } catch {
+      return false // The Upgrader refuses it with its own error.
+    }
+    const current = this.owners.get(key)
+    if (current !== undefined && current !== owner && isServing(current)) return true
+    this.owners.set(key, owner)
+    return false
   }
 
   /**
@@ -237,6 +269,17 @@ function lookup(host: string, callback: (err: Error | null, ip: string, family: 
   else dns.lookup(host, { family }, done)
 }
 
+
+/** A listening server, or a bound dgram socket that is not closed (address() throws for the others). */
+function isServing(owner: Server | DgramSocket): boolean {
+  if ('listening' in owner) return owner.listening
+  try {
+    owner.address()
+    return true
+  } catch {
+    return false
+  }
+}
 
 /** dgram keeps the createSocket() options in a symbol-keyed state object; absent, they are the defaults. */
 function dgramState(socket: DgramSocket): { reuseAddr: boolean; reusePort: boolean; ipv6Only: boolean } {
