@@ -12,13 +12,14 @@
 // reach the tarball.
 //
 // The tarball also carries the Windows and linux-arm64 prebuilds, cross-built
-// by prepack with mingw-w64 (scripts/prebuild-win32.sh) and
-// g++-aarch64-linux-gnu (scripts/prebuild-linux-arm64.sh). A machine without
-// a cross-compiler packs without its prebuild (SKIP_WIN32_PREBUILD=1,
-// SKIP_ARM64_PREBUILD=1), and those checks here are skipped, loudly; .ci/run
-// installs both toolchains first, so CI runs them.
+// by prepack (scripts/prepack.mjs) with mingw-w64 (scripts/prebuild-win32.sh)
+// and g++-aarch64-linux-gnu (scripts/prebuild-linux-arm64.sh). A machine
+// without a cross-compiler packs without its prebuild, and says so; those
+// checks here are skipped, loudly; .ci/run installs both toolchains first, so
+// CI runs them. A second pack, with a PATH that has no cross-compiler, keeps
+// the prebuilds the first one made, and `npm publish` refuses to run there.
 import { execFile, execFileSync, spawn } from 'node:child_process'
-import { cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join, relative, sep } from 'node:path'
@@ -49,10 +50,14 @@ const onPath = (tool: string): boolean => {
 }
 /** Whether prepack can cross-build the Windows prebuild here. */
 const CAN_BUILD_WIN32 = onPath('x86_64-w64-mingw32-g++-posix') && onPath('x86_64-w64-mingw32-dlltool')
-if (!CAN_BUILD_WIN32) console.warn('package.test: no mingw-w64 here: packing without the Windows prebuild, its checks SKIPPED')
+if (!CAN_BUILD_WIN32) console.warn('package.test: no mingw-w64 here: the tarball has no Windows prebuild, its checks SKIPPED')
 /** Whether prepack can cross-build the linux-arm64 prebuild here. */
 const CAN_BUILD_ARM64 = onPath('aarch64-linux-gnu-g++')
-if (!CAN_BUILD_ARM64) console.warn('package.test: no aarch64 cross-compiler here: packing without the linux-arm64 prebuild, its checks SKIPPED')
+if (!CAN_BUILD_ARM64) console.warn('package.test: no aarch64 cross-compiler here: the tarball has no linux-arm64 prebuild, its checks SKIPPED')
+/** The platforms the first pack carries: linux-x64, and each one this machine can cross-build. */
+const CARRIED = ['linux-x64', ...(CAN_BUILD_ARM64 ? ['linux-arm64'] : []), ...(CAN_BUILD_WIN32 ? ['win32-x64'] : [])]
+/** Every cross-compiler prepack looks for. */
+const CROSS_TOOL = /^(aarch64-linux-gnu-|x86_64-w64-mingw32-)/
 
 /** Top-level entries of the checkout that are build output, VCS data or installed deps. */
 const NOT_STAGED = new Set(['.git', 'node_modules', 'build', 'build-win32', 'build-linux-arm64', 'dist', 'prebuilds'])
@@ -159,11 +164,12 @@ const temp = (prefix: string) => {
 let tarballFiles: string[] = []
 let tarball = ''
 let packInfo: PackInfo
+let packStderr = ''
 let appDir = ''
 let installed = ''
 
-beforeAll(async () => {
-  // Stage a copy of the checkout, sharing its node_modules (tsc, prebuildify).
+/** A copy of the checkout without build output, sharing its node_modules (tsc, prebuildify). */
+function stageCheckout(): string {
   const stage = temp('handover-stage-')
   cpSync(ROOT, stage, {
     recursive: true,
@@ -176,26 +182,47 @@ beforeAll(async () => {
     },
   })
   symlinkSync(join(ROOT, 'node_modules'), join(stage, 'node_modules'), 'dir')
+  return stage
+}
 
+/** The files in a tarball, without the leading package/. */
+async function listTarball(file: string): Promise<string[]> {
+  const listing = await run('tar', ['-tzf', file], { maxBuffer: MAX_BUFFER })
+  return listing.stdout.split('\n').filter((line) => line && !line.endsWith('/')).map((line) => line.replace(/^package\//, '')).sort()
+}
+
+/**
+ * A PATH with every program of this one but the cross-compilers: one
+ * directory of links, the first of each name found, as the shell would.
+ */
+function pathWithoutCrossCompilers(): string {
+  const bin = temp('handover-path-')
+  const seen = new Set<string>()
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    let names: string[]
+    try {
+      names = readdirSync(dir)
+    } catch {
+      continue
+    }
+    for (const name of names) {
+      if (seen.has(name) || CROSS_TOOL.test(name)) continue
+      seen.add(name)
+      symlinkSync(join(dir, name), join(bin, name))
+    }
+  }
+  return bin
+}
+
+beforeAll(async () => {
+  const stage = stageCheckout()
   const packDir = temp('handover-pack-')
-  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', packDir], {
-    cwd: stage,
-    env: {
-      ...npmEnv(),
-      ...(CAN_BUILD_WIN32 ? {} : { SKIP_WIN32_PREBUILD: '1' }),
-      ...(CAN_BUILD_ARM64 ? {} : { SKIP_ARM64_PREBUILD: '1' }),
-    },
-    maxBuffer: MAX_BUFFER,
-  })
+  const { stdout, stderr } = await run('npm', ['pack', '--json', '--pack-destination', packDir], { cwd: stage, env: npmEnv(), maxBuffer: MAX_BUFFER })
+  packStderr = stderr
   packInfo = parsePackJson(stdout)
   tarball = join(packDir, packInfo.filename)
 
-  const listing = await run('tar', ['-tzf', tarball], { maxBuffer: MAX_BUFFER })
-  tarballFiles = listing.stdout
-    .split('\n')
-    .filter((line) => line && !line.endsWith('/'))
-    .map((line) => line.replace(/^package\//, ''))
-    .sort()
+  tarballFiles = await listTarball(tarball)
 
   // A fresh project that installs the tarball like a user would.
   appDir = temp('handover-app-')
@@ -293,6 +320,15 @@ describe('the packed tarball', () => {
     expect(tarballFiles.filter((f) => /^dist\/(core|http)\/.*\.js$/.test(f))).toEqual([])
   })
 
+  it('npm pack says on stderr which platforms it carries, and which it does not and why', () => {
+    const line = packStderr.split('\n').find((l) => l.startsWith('prepack: this package carries prebuilds for '))
+    expect(line, packStderr.slice(-2000)).toBeDefined()
+    expect(line!.slice('prepack: this package carries prebuilds for '.length).split(';')[0]).toBe(CARRIED.join(', '))
+    if (!CAN_BUILD_ARM64) expect(line).toMatch(/not for .*linux-arm64 \(no aarch64-linux-gnu-g\+\+ here/)
+    if (!CAN_BUILD_WIN32) expect(line).toMatch(/not for .*win32-x64 \(no x86_64-w64-mingw32-/)
+    expect(tarballFiles.filter((f) => f.startsWith('prebuilds/')).map((f) => f.split('/')[1])).toEqual(CARRIED)
+  })
+
   it('its bin keeps its shebang, and its source maps point at src/ with the sources inside', async () => {
     const read = async (file: string): Promise<string> => (await run('tar', ['-xzOf', tarball, `package/${file}`], { maxBuffer: MAX_BUFFER })).stdout
     expect((await read('dist/service/cli.js')).startsWith('#!/usr/bin/env node\n')).toBe(true)
@@ -380,6 +416,39 @@ describe('the packed tarball', () => {
     expect(next.module).toBe(join(installed, 'dist', 'index.js'))
     expect(next.addons).toEqual([prebuild])
   })
+})
+
+describe('npm pack without the cross-compilers', () => {
+  let stage = ''
+  let env: NodeJS.ProcessEnv = {}
+
+  beforeAll(async () => {
+    stage = stageCheckout()
+    // What the first pack built is there, as prebuilds copied from CI would be.
+    mkdirSync(join(stage, 'prebuilds'))
+    await run('tar', ['-xzmf', tarball, '-C', join(stage, 'prebuilds'), '--strip-components=2', 'package/prebuilds'])
+    env = { ...npmEnv(), PATH: pathWithoutCrossCompilers() }
+    expect(execFileSync('sh', ['-c', 'command -v aarch64-linux-gnu-g++ x86_64-w64-mingw32-g++-posix || true'], { env, encoding: 'utf8' })).toBe('')
+  }, 30_000)
+
+  it('packs with the prebuilds that are there, and says which', async () => {
+    const packDir = temp('handover-pack-')
+    const { stdout, stderr } = await run('npm', ['pack', '--json', '--pack-destination', packDir], { cwd: stage, env, maxBuffer: MAX_BUFFER })
+    const files = await listTarball(join(packDir, parsePackJson(stdout).filename))
+    expect(files.filter((f) => f.startsWith('prebuilds/'))).toEqual(tarballFiles.filter((f) => f.startsWith('prebuilds/')))
+    expect(stderr).toContain(`prepack: this package carries prebuilds for ${CARRIED.join(', ')}`)
+    for (const platform of CARRIED.filter((p) => p !== 'linux-x64')) {
+      expect(stderr).toContain(`prepack: ${platform}: kept the prebuild already in prebuilds/`)
+    }
+  }, 180_000)
+
+  it('npm publish refuses, naming what is missing, before building a prebuild', async () => {
+    const failed = await run('npm', ['publish', '--dry-run'], { cwd: stage, env, maxBuffer: MAX_BUFFER }).then(() => undefined, (err: { code: number; stderr: string }) => err)
+    expect(failed?.code).not.toBe(0)
+    expect(failed?.stderr).toContain('prepack: linux-arm64 needs aarch64-linux-gnu-g++ (bash scripts/install-arm64-toolchain.sh)')
+    expect(failed?.stderr).toContain('prepack: win32-x64 needs x86_64-w64-mingw32-g++-posix and x86_64-w64-mingw32-dlltool')
+    expect(failed?.stderr).toContain('npm publish needs every prebuild')
+  }, 60_000)
 })
 
 describe('the packed tarball, without code changes', () => {
