@@ -1,5 +1,7 @@
-// `npm pack` and `npm publish` run this in prepack, after `npm run build:ts`:
-// the prebuilt addons the tarball carries.
+// `npm pack` and `npm publish` run this as prepack: the prebuilt addons the
+// tarball carries. dist/ comes from the prepare script (`npm run build:ts`),
+// which npm runs right after prepack for both commands (and after
+// `npm install` in a checkout).
 //
 // - linux-x64 is built here every time (prebuildify, this machine's compiler).
 // - linux-arm64 and win32-x64 are cross-built when their cross-compiler is on

@@ -4,7 +4,7 @@
 // addon from the prebuild and hands its socket to a new process.
 //
 // The pack runs in a staged copy of the checkout, not in the checkout itself:
-// prepack rewrites dist/ with tsc and `prebuildify` runs `node-gyp rebuild`,
+// prepare rewrites dist/ with tsc and `prebuildify` runs `node-gyp rebuild`,
 // which deletes build/ and moves build/Release/handover.node into prebuilds/.
 // Done in place, that would pull the addon and dist/ out from under the other
 // test files that vitest runs at the same time. The copy also proves that a
@@ -442,7 +442,7 @@ describe('npm pack without the cross-compilers', () => {
     }
   }, 180_000)
 
-  it('npm publish refuses, naming what is missing, before building a prebuild', async () => {
+  it('npm publish refuses, naming what is missing, before building anything', async () => {
     const failed = await run('npm', ['publish', '--dry-run'], { cwd: stage, env, maxBuffer: MAX_BUFFER }).then(() => undefined, (err: { code: number; stderr: string }) => err)
     expect(failed?.code).not.toBe(0)
     expect(failed?.stderr).toContain('prepack: linux-arm64 needs aarch64-linux-gnu-g++ (bash scripts/install-arm64-toolchain.sh)')
