@@ -418,6 +418,74 @@ describe('the packed tarball', () => {
   })
 })
 
+// npm 11.19 lists every dependency with an install script "not yet covered by
+// allowScripts" and still runs it; it skips it when the project denies it
+// (allowScripts false), under --ignore-scripts, and, by its documented
+// default to come, until the project approves it. handover's is
+// node-gyp-build: where a prebuild fits it does nothing, so skipping it must
+// change nothing; elsewhere it builds the addon from source, and the error at
+// first use must say what to run.
+describe('npm 11 and handover\'s install script', () => {
+  /** A fresh project that installs `tgz` with `npm install ...extra`. */
+  async function project(tgz: string, extra: string[]): Promise<string> {
+    const dir = temp('handover-npm11-')
+    writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ name: 'app', private: true })}\n`)
+    await run('npm', ['install', tgz, '--no-audit', '--no-fund', '--prefer-offline', ...extra], { cwd: dir, env: npmEnv(), maxBuffer: MAX_BUFFER })
+    writeFileSync(join(dir, 'try.mjs'), `import { Upgrader } from 'handover'
+try {
+  const upg = await Upgrader.create()
+  const listener = upg.listen('tcp', '127.0.0.1:0')
+  console.log(JSON.stringify({ ok: true, port: listener.port }))
+} catch (err) {
+  console.log(JSON.stringify({ code: err.code, message: err.message }))
+}
+process.exit(0)
+`)
+    return dir
+  }
+  const tryIt = async (dir: string): Promise<{ ok?: boolean; code?: string; message?: string }> =>
+    JSON.parse((await run(process.execPath, ['try.mjs'], { cwd: dir, timeout: 20_000 })).stdout)
+
+  it('npm warns about it by name, and runs it', async () => {
+    const dir = temp('handover-npm11-')
+    writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ name: 'app', private: true })}\n`)
+    const { stderr } = await run('npm', ['install', tarball, '--no-audit', '--no-fund', '--prefer-offline'], { cwd: dir, env: npmEnv(), maxBuffer: MAX_BUFFER })
+    const npmMajor = Number(execFileSync('npm', ['--version'], { encoding: 'utf8' }).split('.')[0])
+    if (npmMajor >= 11) expect(stderr).toMatch(/install scripts not yet covered by allowScripts:\n.*handover@[\d.]+ \(install: node-gyp-build/)
+  }, 120_000)
+
+  it('with the prebuild there, skipping the script changes nothing', async () => {
+    const dir = await project(tarball, ['--ignore-scripts'])
+    expect(existsSync(join(dir, 'node_modules', 'handover', 'build'))).toBe(false)
+    expect(await tryIt(dir)).toMatchObject({ ok: true })
+  }, 120_000)
+
+  it('without a prebuild, the error at first use gives the npm commands, and they work', async () => {
+    // The package as a platform without a prebuild gets it: no prebuilds/.
+    const unpacked = temp('handover-noprebuild-')
+    await run('tar', ['-xzf', tarball, '-C', unpacked])
+    rmSync(join(unpacked, 'package', 'prebuilds'), { recursive: true, force: true })
+    const stripped = join(unpacked, 'handover-noprebuild.tgz')
+    await run('tar', ['-czf', stripped, '-C', unpacked, 'package'])
+    const dir = await project(stripped, ['--ignore-scripts'])
+
+    const failed = await tryIt(dir)
+    expect(failed.code).toBe('ERR_NATIVE_ADDON')
+    const message = failed.message!
+    expect(message).toContain(`From ${dir}, run:\n  npm install-scripts approve handover\n  npm rebuild handover --ignore-scripts=false\n`)
+    expect(message).toMatch(/no prebuild fits it \(the package has them for linux-x64 and linux-arm64 with glibc, and win32-x64\)/)
+    expect(message).toMatch(/a C\+\+ compiler, make and Python 3/)
+    expect(message).toMatch(/No native build was found/)
+    // Exactly what it says, from where it says.
+    for (const line of message.split('\n').filter((l) => l.startsWith('  npm '))) {
+      const [command, ...args] = line.trim().split(' ')
+      await run(command, args, { cwd: dir, env: npmEnv(), maxBuffer: MAX_BUFFER })
+    }
+    expect(existsSync(join(dir, 'node_modules', 'handover', 'build', 'Release', 'handover.node'))).toBe(true)
+    expect(await tryIt(dir)).toMatchObject({ ok: true })
+  }, 240_000)
+})
+
 describe('npm pack without the cross-compilers', () => {
   let stage = ''
   let env: NodeJS.ProcessEnv = {}
