@@ -13,12 +13,16 @@ import { Upgrader } from '../core/upgrader.js'
 import { installHooks, type Original } from './hooks.js'
 import { packetAddress, readBindArgs, readListenArgs, streamAddress, unixAddress, type ListenRequest, type PacketRequest } from './listen-args.js'
 import { ReadinessGate, installReadinessGate } from './readiness.js'
+import { dgramState, isServing } from './socket-state.js'
 import { readPreloadSettings, type PreloadSettings } from './settings.js'
 import { ProcessSignals } from './signals.js'
+import { startInThread } from './in-thread.js'
+import { inWorkerThread } from './thread-messages.js'
+import { ThreadServers } from './threads.js'
 
 const require = createRequire(import.meta.url)
 /** Both --import and --require, or NODE_OPTIONS and a flag: one preload all the same. */
-let started: { preload: Preload; opened: Promise<void> } | undefined
+let started: { preload?: Preload; opened: Promise<void> } | undefined
 
 /**
  * handover/register: gives an app that knows nothing of handover the same
@@ -30,6 +34,9 @@ let started: { preload: Preload; opened: Promise<void> } | undefined
  *
  * If the app calls Upgrader.create() itself, the preload steps aside: the
  * app's Upgrader owns the sockets, and every listen() goes to Node untouched.
+ *
+ * In a worker_thread (Node runs the preload in each), in-thread.ts takes
+ * over: a thread's socket is not handed over (threads.ts says why).
  */
 export class Preload {
   private upgrader?: Upgrader
@@ -43,6 +50,19 @@ export class Preload {
   private cwd = process.cwd()
   private readonly gate = new ReadinessGate(() => this.sayReady())
   private signals?: ProcessSignals
+  /** Set once exit() has resolved: a successor took over, or stop() was called. */
+  private exiting = false
+  private readonly threads = new ThreadServers({
+    gate: this.gate,
+    opened: () => new Promise<void>((resolve) => this.whenOpen(resolve)),
+    active: () => !this.steppedAside && !inClusterWorker(),
+    supervised: () => this.generation?.supervisor !== undefined,
+    afterUpgrade: async () => {
+      await this.signals?.idle()
+      return this.exiting
+    },
+    serving: () => void this.ensureUpgrader(),
+  })
   private markReady!: () => void
   /** Resolves once ready() has succeeded. */
   private readonly ready = new Promise<void>((resolve) => (this.markReady = resolve))
@@ -55,14 +75,15 @@ export class Preload {
    * listen() finds everything in place; `--require` cannot, and listen()
    * calls made before it resolves complete when it does.
    */
-  static start(): { preload: Preload; opened: Promise<void> } {
-    started ??= Preload.begin()
+  static start(): { preload?: Preload; opened: Promise<void> } {
+    started ??= inWorkerThread() ? { opened: startInThread() } : Preload.begin()
     return started
   }
 
   private static begin(): { preload: Preload; opened: Promise<void> } {
     const preload = new Preload(readPreloadSettings())
     installReadinessGate(preload.gate)
+    preload.threads.watch()
     installHooks({
       listen: (server, original, args) => preload.listen(server, original, args),
       bind: (socket, original, args) => preload.bind(socket, original, args),
@@ -90,8 +111,9 @@ export class Preload {
       const { pidFile, upgradeTimeout } = this.settings
       this.cwd = process.cwd()
       this.upgrader = Upgrader.forPreload(this.generation!, { pidFile, upgradeTimeout, cwd: this.cwd })
-      this.signals = new ProcessSignals(this.upgrader, this.settings, (force) => this.retire(force), this.ready)
+      this.signals = new ProcessSignals(this.upgrader, this.settings, (force) => this.retire(force), this.ready, () => this.threads.blocker())
       void this.upgrader.exit().then(() => {
+        this.exiting = true
         if (this.signals?.shutdownIsTheApps) return
         void this.retire()
       })
@@ -228,7 +250,7 @@ export class Preload {
 
   /**
    * A successor is serving, or this last generation was told to stop: drain
-   * every server seen (running the app's onDrain hooks), close the datagram
+   * every server seen, worker threads' too (running the app's onDrain hooks), close the datagram
    * sockets, then let the process exit; if something else keeps it alive,
    * exit anyway once `exitGrace` has passed.
    */
@@ -236,7 +258,7 @@ export class Preload {
     this.retiring ??= (async () => {
       const { drainTimeout, exitGrace } = this.settings
       const drains = [...this.servers].filter((s) => s.listening).map((s) => drain(s, { timeout: drainTimeout, signal: force }))
-      await Promise.all([announceDrainWithin(drainTimeout), ...drains])
+      await Promise.all([announceDrainWithin(drainTimeout), ...drains, this.threads.drain(drainTimeout)])
       for (const socket of this.packetSockets) socket.close()
       setTimeout(() => process.exit(process.exitCode ?? 0), exitGrace).unref()
     })()
@@ -269,24 +291,6 @@ function lookup(host: string, callback: (err: Error | null, ip: string, family: 
   else dns.lookup(host, { family }, done)
 }
 
-
-/** A listening server, or a bound dgram socket that is not closed (address() throws for the others). */
-function isServing(owner: Server | DgramSocket): boolean {
-  if ('listening' in owner) return owner.listening
-  try {
-    owner.address()
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** dgram keeps the createSocket() options in a symbol-keyed state object; absent, they are the defaults. */
-function dgramState(socket: DgramSocket): { reuseAddr: boolean; reusePort: boolean; ipv6Only: boolean } {
-  const key = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state')
-  const state = (key ? (socket as unknown as Record<symbol, Record<string, unknown>>)[key] : undefined) ?? {}
-  return { reuseAddr: state.reuseAddr === true, reusePort: state.reusePort === true, ipv6Only: state.ipv6Only === true }
-}
 
 /** The app's onDrain() hooks, bounded by the drain timeout like the drains themselves. */
 function announceDrainWithin(ms: number): Promise<void> {

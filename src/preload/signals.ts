@@ -26,7 +26,8 @@ export class ProcessSignals {
   /** Set when the app's own handler took a stop signal: the exit is the app's. */
   shutdownIsTheApps = false
   private stopping = false
-  private upgrading = false
+  /** The upgrade under way, if any. */
+  private upgrading?: Promise<unknown>
   private readonly force = new AbortController()
 
   constructor(
@@ -34,20 +35,31 @@ export class ProcessSignals {
     private readonly settings: PreloadSettings,
     private readonly retire: (force: AbortSignal) => Promise<void>,
     private readonly whenReady: Promise<void>,
+    /** Why an upgrade must not run now (a worker thread's server), or undefined. */
+    private readonly blocker: () => HandoverError | undefined = () => undefined,
   ) {
     process.on('SIGHUP', this.onHangUp)
     process.on('SIGTERM', this.onStop)
     process.on('SIGINT', this.onStop)
   }
 
+  /** Resolves once no upgrade is under way. */
+  async idle(): Promise<void> {
+    while (this.upgrading) await this.upgrading
+  }
+
   private readonly onHangUp = (): void => {
     const started = performance.now()
     if (this.upgrading) return say('upgrade failed: ERR_UPGRADE_IN_PROGRESS: an upgrade is already in progress')
-    this.upgrading = true
-    this.upgradeAfterParent().then(
+    const blocked = this.blocker()
+    if (blocked) return say(`upgrade failed: ${blocked.code}: ${blocked.message}`)
+    const upgrading = this.upgradeAfterParent().then(
       ({ pid }) => say(`upgraded to pid ${pid} in ${Math.round(performance.now() - started)} ms`),
       (err: HandoverError) => say(`upgrade failed: ${err.code ?? 'ERR_UNKNOWN'}: ${err.message}`),
-    ).finally(() => (this.upgrading = false))
+    ).finally(() => {
+      if (this.upgrading === upgrading) this.upgrading = undefined
+    })
+    this.upgrading = upgrading
   }
 
   /**
