@@ -46,8 +46,8 @@ export class Preload {
   private readonly packetSockets = new Set<DgramSocket>()
   /** Who serves on each socket-table key in this process: see servedByAnother(). */
   private readonly owners = new Map<string, Server | DgramSocket>()
-  /** The directory the Upgrader resolves relative unix paths against (its `cwd`). */
-  private cwd = process.cwd()
+  /** The directory the Upgrader resolves relative unix paths against (its `cwd`), set with it. */
+  private cwd = ''
   private readonly gate = new ReadinessGate(() => this.sayReady())
   private signals?: ProcessSignals
   /** Set once exit() has resolved: a successor took over, or stop() was called. */
@@ -212,9 +212,11 @@ export class Preload {
   private servedByAnother(owner: Server | DgramSocket, network: string, address: string, packet: boolean): boolean {
     let key: string
     try {
+      // The key as the Upgrader's socket table makes it, with its cwd.
+      this.ensureUpgrader()
       key = parseAddress(network, address, packet, this.cwd).key
     } catch {
-      return false // The Upgrader refuses it with its own error.
+      return false // take() meets the same error, and reports it.
     }
     const current = this.owners.get(key)
     if (current !== undefined && current !== owner && isServing(current)) return true
