@@ -107,7 +107,8 @@ const DESCRIPTIONS: Record<string, string> = {
 
 /**
  * The errno names Node gives system errors (util.getSystemErrorName, libuv's
- * list), which a failed system call's HandoverError keeps as its code.
+ * list, Node 20 to 26: ENOEXEC is new in 22), which a failed system call's
+ * HandoverError keeps as its code.
  */
 export const SYSTEM_ERROR_CODES = [
   'E2BIG', 'EACCES', 'EADDRINUSE', 'EADDRNOTAVAIL', 'EAFNOSUPPORT', 'EAGAIN', 'EAI_ADDRFAMILY', 'EAI_AGAIN',
@@ -116,7 +117,7 @@ export const SYSTEM_ERROR_CODES = [
   'ECANCELED', 'ECHARSET', 'ECONNABORTED', 'ECONNREFUSED', 'ECONNRESET', 'EDESTADDRREQ', 'EEXIST', 'EFAULT',
   'EFBIG', 'EFTYPE', 'EHOSTDOWN', 'EHOSTUNREACH', 'EILSEQ', 'EINTR', 'EINVAL', 'EIO', 'EISCONN', 'EISDIR',
   'ELOOP', 'EMFILE', 'EMLINK', 'EMSGSIZE', 'ENAMETOOLONG', 'ENETDOWN', 'ENETUNREACH', 'ENFILE', 'ENOBUFS',
-  'ENODATA', 'ENODEV', 'ENOENT', 'ENOMEM', 'ENONET', 'ENOPROTOOPT', 'ENOSPC', 'ENOSYS', 'ENOTCONN', 'ENOTDIR',
+  'ENODATA', 'ENODEV', 'ENOENT', 'ENOEXEC', 'ENOMEM', 'ENONET', 'ENOPROTOOPT', 'ENOSPC', 'ENOSYS', 'ENOTCONN', 'ENOTDIR',
   'ENOTEMPTY', 'ENOTSOCK', 'ENOTSUP', 'ENOTTY', 'ENXIO', 'EOF', 'EOVERFLOW', 'EPERM', 'EPIPE', 'EPROTO',
   'EPROTONOSUPPORT', 'EPROTOTYPE', 'ERANGE', 'EREMOTEIO', 'EROFS', 'ESHUTDOWN', 'ESOCKTNOSUPPORT', 'ESPIPE',
   'ESRCH', 'ETIMEDOUT', 'ETXTBSY', 'EUNATCH', 'EXDEV', 'UNKNOWN',
