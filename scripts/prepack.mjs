@@ -79,7 +79,7 @@ for (const p of PLATFORMS) {
   }
   const present = binaries(p.platform)
   if (present.length === 0) {
-    notes.set(p.platform, `no ${absent.join(' or ')} here (${p.install})`)
+    notes.set(p.platform, `no ${absent.join(' or ')} here: ${p.install}`)
     continue
   }
   const built = new Date(Math.max(...present.map((file) => statSync(file).mtimeMs))).toISOString()
