@@ -13,12 +13,7 @@ CROSS=aarch64-linux-gnu
 if ! command -v "$CROSS-g++" >/dev/null; then
   echo "prebuild:linux-arm64: $CROSS-g++ not found." >&2
   echo "  Install it with: bash scripts/install-arm64-toolchain.sh (apt-get install -y g++-aarch64-linux-gnu)" >&2
-  # As for Windows: a release must carry it, so `npm pack` fails here.
-  # SKIP_ARM64_PREBUILD=1 packs without it for local use, never for publish.
-  if [ "${SKIP_ARM64_PREBUILD:-}" = 1 ] && [ "${npm_command:-}" != publish ]; then
-    echo "prebuild:linux-arm64: SKIPPED (SKIP_ARM64_PREBUILD=1): this package has no linux-arm64 prebuild; do not publish it." >&2
-    exit 0
-  fi
+  # prepack (scripts/prepack.mjs) does not call this without the compiler.
   exit 1
 fi
 

@@ -16,13 +16,7 @@ for tool in "$CXX" "$DLLTOOL"; do
   if ! command -v "$tool" >/dev/null; then
     echo "prebuild:win32: $tool not found." >&2
     echo "  Install it with: apt-get install -y g++-mingw-w64-x86-64-posix binutils-mingw-w64-x86-64" >&2
-    # A release must carry the Windows prebuild, so `npm pack` (prepack)
-    # fails here. SKIP_WIN32_PREBUILD=1 packs without it for local use,
-    # never for `npm publish`.
-    if [ "${SKIP_WIN32_PREBUILD:-}" = 1 ] && [ "${npm_command:-}" != publish ]; then
-      echo "prebuild:win32: SKIPPED (SKIP_WIN32_PREBUILD=1): this package has no Windows prebuild; do not publish it." >&2
-      exit 0
-    fi
+    # prepack (scripts/prepack.mjs) does not call this without the compiler.
     exit 1
   fi
 done

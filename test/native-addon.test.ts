@@ -1,8 +1,9 @@
 // What a user sees when the addon is missing: a copy of the package's dist/
-// with neither build/ nor prebuilds/, as after an install that could not
-// compile it. The advice must work from the user's project, not this repo.
+// with neither build/ nor prebuilds/, as after an install that skipped the
+// build. The advice must work from the user's project, not this repo
+// (test/package.test.ts runs its commands in a real install).
 import { execFile } from 'node:child_process'
-import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -37,9 +38,10 @@ describe('a missing native addon', () => {
     const result = JSON.parse(stdout) as { code: string; message: string; cause: string }
     expect(result.code).toBe('ERR_NATIVE_ADDON')
     expect(result.message).not.toMatch(/build:native/)
-    expect(result.message).toMatch(/npm rebuild handover/)
-    expect(result.message).toMatch(/C\+\+ toolchain/)
-    expect(result.message).toMatch(/linux-x64, win32-x64 \(this is \w+-\w+\)/)
+    expect(result.message).toContain(`From ${realpathSync(dir)}, run:\n  npm install-scripts approve handover\n  npm rebuild handover --ignore-scripts=false\n`)
+    expect(result.message).toMatch(/a C\+\+ compiler, make and Python 3/)
+    expect(result.message).toContain(`not built for this platform (${process.platform}-${process.arch}`)
+    expect(result.message).toContain('the package has them for linux-x64 and linux-arm64 with glibc, and win32-x64')
     expect(result.cause).toMatch(/No native build was found/)
     // The cause's first line is in the message too, for logs that drop `cause`.
     expect(result.message).toContain(result.cause.split('\n')[0])

@@ -4,7 +4,7 @@
 // addon from the prebuild and hands its socket to a new process.
 //
 // The pack runs in a staged copy of the checkout, not in the checkout itself:
-// prepack rewrites dist/ with tsc and `prebuildify` runs `node-gyp rebuild`,
+// prepare rewrites dist/ with tsc and `prebuildify` runs `node-gyp rebuild`,
 // which deletes build/ and moves build/Release/handover.node into prebuilds/.
 // Done in place, that would pull the addon and dist/ out from under the other
 // test files that vitest runs at the same time. The copy also proves that a
@@ -12,13 +12,14 @@
 // reach the tarball.
 //
 // The tarball also carries the Windows and linux-arm64 prebuilds, cross-built
-// by prepack with mingw-w64 (scripts/prebuild-win32.sh) and
-// g++-aarch64-linux-gnu (scripts/prebuild-linux-arm64.sh). A machine without
-// a cross-compiler packs without its prebuild (SKIP_WIN32_PREBUILD=1,
-// SKIP_ARM64_PREBUILD=1), and those checks here are skipped, loudly; .ci/run
-// installs both toolchains first, so CI runs them.
+// by prepack (scripts/prepack.mjs) with mingw-w64 (scripts/prebuild-win32.sh)
+// and g++-aarch64-linux-gnu (scripts/prebuild-linux-arm64.sh). A machine
+// without a cross-compiler packs without its prebuild, and says so; those
+// checks here are skipped, loudly; .ci/run installs both toolchains first, so
+// CI runs them. A second pack, with a PATH that has no cross-compiler, keeps
+// the prebuilds the first one made, and `npm publish` refuses to run there.
 import { execFile, execFileSync, spawn } from 'node:child_process'
-import { cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join, relative, sep } from 'node:path'
@@ -49,10 +50,14 @@ const onPath = (tool: string): boolean => {
 }
 /** Whether prepack can cross-build the Windows prebuild here. */
 const CAN_BUILD_WIN32 = onPath('x86_64-w64-mingw32-g++-posix') && onPath('x86_64-w64-mingw32-dlltool')
-if (!CAN_BUILD_WIN32) console.warn('package.test: no mingw-w64 here: packing without the Windows prebuild, its checks SKIPPED')
+if (!CAN_BUILD_WIN32) console.warn('package.test: no mingw-w64 here: the tarball has no Windows prebuild, its checks SKIPPED')
 /** Whether prepack can cross-build the linux-arm64 prebuild here. */
 const CAN_BUILD_ARM64 = onPath('aarch64-linux-gnu-g++')
-if (!CAN_BUILD_ARM64) console.warn('package.test: no aarch64 cross-compiler here: packing without the linux-arm64 prebuild, its checks SKIPPED')
+if (!CAN_BUILD_ARM64) console.warn('package.test: no aarch64 cross-compiler here: the tarball has no linux-arm64 prebuild, its checks SKIPPED')
+/** The platforms the first pack carries: linux-x64, and each one this machine can cross-build. */
+const CARRIED = ['linux-x64', ...(CAN_BUILD_ARM64 ? ['linux-arm64'] : []), ...(CAN_BUILD_WIN32 ? ['win32-x64'] : [])]
+/** Every cross-compiler prepack looks for. */
+const CROSS_TOOL = /^(aarch64-linux-gnu-|x86_64-w64-mingw32-)/
 
 /** Top-level entries of the checkout that are build output, VCS data or installed deps. */
 const NOT_STAGED = new Set(['.git', 'node_modules', 'build', 'build-win32', 'build-linux-arm64', 'dist', 'prebuilds'])
@@ -159,11 +164,12 @@ const temp = (prefix: string) => {
 let tarballFiles: string[] = []
 let tarball = ''
 let packInfo: PackInfo
+let packStderr = ''
 let appDir = ''
 let installed = ''
 
-beforeAll(async () => {
-  // Stage a copy of the checkout, sharing its node_modules (tsc, prebuildify).
+/** A copy of the checkout without build output, sharing its node_modules (tsc, prebuildify). */
+function stageCheckout(): string {
   const stage = temp('handover-stage-')
   cpSync(ROOT, stage, {
     recursive: true,
@@ -176,26 +182,47 @@ beforeAll(async () => {
     },
   })
   symlinkSync(join(ROOT, 'node_modules'), join(stage, 'node_modules'), 'dir')
+  return stage
+}
 
+/** The files in a tarball, without the leading package/. */
+async function listTarball(file: string): Promise<string[]> {
+  const listing = await run('tar', ['-tzf', file], { maxBuffer: MAX_BUFFER })
+  return listing.stdout.split('\n').filter((line) => line && !line.endsWith('/')).map((line) => line.replace(/^package\//, '')).sort()
+}
+
+/**
+ * A PATH with every program of this one but the cross-compilers: one
+ * directory of links, the first of each name found, as the shell would.
+ */
+function pathWithoutCrossCompilers(): string {
+  const bin = temp('handover-path-')
+  const seen = new Set<string>()
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    let names: string[]
+    try {
+      names = readdirSync(dir)
+    } catch {
+      continue
+    }
+    for (const name of names) {
+      if (seen.has(name) || CROSS_TOOL.test(name)) continue
+      seen.add(name)
+      symlinkSync(join(dir, name), join(bin, name))
+    }
+  }
+  return bin
+}
+
+beforeAll(async () => {
+  const stage = stageCheckout()
   const packDir = temp('handover-pack-')
-  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', packDir], {
-    cwd: stage,
-    env: {
-      ...npmEnv(),
-      ...(CAN_BUILD_WIN32 ? {} : { SKIP_WIN32_PREBUILD: '1' }),
-      ...(CAN_BUILD_ARM64 ? {} : { SKIP_ARM64_PREBUILD: '1' }),
-    },
-    maxBuffer: MAX_BUFFER,
-  })
+  const { stdout, stderr } = await run('npm', ['pack', '--json', '--pack-destination', packDir], { cwd: stage, env: npmEnv(), maxBuffer: MAX_BUFFER })
+  packStderr = stderr
   packInfo = parsePackJson(stdout)
   tarball = join(packDir, packInfo.filename)
 
-  const listing = await run('tar', ['-tzf', tarball], { maxBuffer: MAX_BUFFER })
-  tarballFiles = listing.stdout
-    .split('\n')
-    .filter((line) => line && !line.endsWith('/'))
-    .map((line) => line.replace(/^package\//, ''))
-    .sort()
+  tarballFiles = await listTarball(tarball)
 
   // A fresh project that installs the tarball like a user would.
   appDir = temp('handover-app-')
@@ -295,6 +322,15 @@ describe('the packed tarball', () => {
     expect(tarballFiles.filter((f) => /^dist\/(core|http)\/.*\.js$/.test(f))).toEqual([])
   })
 
+  it('npm pack says on stderr which platforms it carries, and which it does not and why', () => {
+    const line = packStderr.split('\n').find((l) => l.startsWith('prepack: this package carries prebuilds for '))
+    expect(line, packStderr.slice(-2000)).toBeDefined()
+    expect(line!.slice('prepack: this package carries prebuilds for '.length).split(';')[0]).toBe(CARRIED.join(', '))
+    if (!CAN_BUILD_ARM64) expect(line).toMatch(/not for .*linux-arm64 \(no aarch64-linux-gnu-g\+\+ here/)
+    if (!CAN_BUILD_WIN32) expect(line).toMatch(/not for .*win32-x64 \(no x86_64-w64-mingw32-/)
+    expect(tarballFiles.filter((f) => f.startsWith('prebuilds/')).map((f) => f.split('/')[1])).toEqual(CARRIED)
+  })
+
   it('its bin keeps its shebang, and its source maps point at src/ with the sources inside', async () => {
     const read = async (file: string): Promise<string> => (await run('tar', ['-xzOf', tarball, `package/${file}`], { maxBuffer: MAX_BUFFER })).stdout
     expect((await read('dist/bin.js')).startsWith('#!/usr/bin/env node\n')).toBe(true)
@@ -382,6 +418,107 @@ describe('the packed tarball', () => {
     expect(next.module).toBe(join(installed, 'dist', 'index.js'))
     expect(next.addons).toEqual([prebuild])
   })
+})
+
+// npm 11.19 lists every dependency with an install script "not yet covered by
+// allowScripts" and still runs it; it skips it when the project denies it
+// (allowScripts false), under --ignore-scripts, and, by its documented
+// default to come, until the project approves it. handover's is
+// node-gyp-build: where a prebuild fits it does nothing, so skipping it must
+// change nothing; elsewhere it builds the addon from source, and the error at
+// first use must say what to run.
+describe('npm 11 and handover\'s install script', () => {
+  /** A fresh project that installs `tgz` with `npm install ...extra`. */
+  async function project(tgz: string, extra: string[]): Promise<string> {
+    const dir = temp('handover-npm11-')
+    writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ name: 'app', private: true })}\n`)
+    await run('npm', ['install', tgz, '--no-audit', '--no-fund', '--prefer-offline', ...extra], { cwd: dir, env: npmEnv(), maxBuffer: MAX_BUFFER })
+    writeFileSync(join(dir, 'try.mjs'), `import { Upgrader } from 'handover'
+try {
+  const upg = await Upgrader.create()
+  const listener = upg.listen('tcp', '127.0.0.1:0')
+  console.log(JSON.stringify({ ok: true, port: listener.port }))
+} catch (err) {
+  console.log(JSON.stringify({ code: err.code, message: err.message }))
+}
+process.exit(0)
+`)
+    return dir
+  }
+  const tryIt = async (dir: string): Promise<{ ok?: boolean; code?: string; message?: string }> =>
+    JSON.parse((await run(process.execPath, ['try.mjs'], { cwd: dir, timeout: 20_000 })).stdout)
+
+  it('npm warns about it by name, and runs it', async () => {
+    const dir = temp('handover-npm11-')
+    writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ name: 'app', private: true })}\n`)
+    const { stderr } = await run('npm', ['install', tarball, '--no-audit', '--no-fund', '--prefer-offline'], { cwd: dir, env: npmEnv(), maxBuffer: MAX_BUFFER })
+    const npmMajor = Number(execFileSync('npm', ['--version'], { encoding: 'utf8' }).split('.')[0])
+    if (npmMajor >= 11) expect(stderr).toMatch(/install scripts not yet covered by allowScripts:\n.*handover@[\d.]+ \(install: node-gyp-build/)
+  }, 120_000)
+
+  it('with the prebuild there, skipping the script changes nothing', async () => {
+    const dir = await project(tarball, ['--ignore-scripts'])
+    expect(existsSync(join(dir, 'node_modules', 'handover', 'build'))).toBe(false)
+    expect(await tryIt(dir)).toMatchObject({ ok: true })
+  }, 120_000)
+
+  it('without a prebuild, the error at first use gives the npm commands, and they work', async () => {
+    // The package as a platform without a prebuild gets it: no prebuilds/.
+    const unpacked = temp('handover-noprebuild-')
+    await run('tar', ['-xzf', tarball, '-C', unpacked])
+    rmSync(join(unpacked, 'package', 'prebuilds'), { recursive: true, force: true })
+    const stripped = join(unpacked, 'handover-noprebuild.tgz')
+    await run('tar', ['-czf', stripped, '-C', unpacked, 'package'])
+    const dir = await project(stripped, ['--ignore-scripts'])
+
+    const failed = await tryIt(dir)
+    expect(failed.code).toBe('ERR_NATIVE_ADDON')
+    const message = failed.message!
+    expect(message).toContain(`From ${dir}, run:\n  npm install-scripts approve handover\n  npm rebuild handover --ignore-scripts=false\n`)
+    expect(message).toMatch(/no prebuild fits it \(the package has them for linux-x64 and linux-arm64 with glibc, and win32-x64\)/)
+    expect(message).toMatch(/a C\+\+ compiler, make and Python 3/)
+    expect(message).toMatch(/No native build was found/)
+    // Exactly what it says, from where it says.
+    for (const line of message.split('\n').filter((l) => l.startsWith('  npm '))) {
+      const [command, ...args] = line.trim().split(' ')
+      await run(command, args, { cwd: dir, env: npmEnv(), maxBuffer: MAX_BUFFER })
+    }
+    expect(existsSync(join(dir, 'node_modules', 'handover', 'build', 'Release', 'handover.node'))).toBe(true)
+    expect(await tryIt(dir)).toMatchObject({ ok: true })
+  }, 240_000)
+})
+
+describe('npm pack without the cross-compilers', () => {
+  let stage = ''
+  let env: NodeJS.ProcessEnv = {}
+
+  beforeAll(async () => {
+    stage = stageCheckout()
+    // What the first pack built is there, as prebuilds copied from CI would be.
+    mkdirSync(join(stage, 'prebuilds'))
+    await run('tar', ['-xzmf', tarball, '-C', join(stage, 'prebuilds'), '--strip-components=2', 'package/prebuilds'])
+    env = { ...npmEnv(), PATH: pathWithoutCrossCompilers() }
+    expect(execFileSync('sh', ['-c', 'command -v aarch64-linux-gnu-g++ x86_64-w64-mingw32-g++-posix || true'], { env, encoding: 'utf8' })).toBe('')
+  }, 30_000)
+
+  it('packs with the prebuilds that are there, and says which', async () => {
+    const packDir = temp('handover-pack-')
+    const { stdout, stderr } = await run('npm', ['pack', '--json', '--pack-destination', packDir], { cwd: stage, env, maxBuffer: MAX_BUFFER })
+    const files = await listTarball(join(packDir, parsePackJson(stdout).filename))
+    expect(files.filter((f) => f.startsWith('prebuilds/'))).toEqual(tarballFiles.filter((f) => f.startsWith('prebuilds/')))
+    expect(stderr).toContain(`prepack: this package carries prebuilds for ${CARRIED.join(', ')}`)
+    for (const platform of CARRIED.filter((p) => p !== 'linux-x64')) {
+      expect(stderr).toContain(`prepack: ${platform}: kept the prebuild already in prebuilds/`)
+    }
+  }, 180_000)
+
+  it('npm publish refuses, naming what is missing, before building anything', async () => {
+    const failed = await run('npm', ['publish', '--dry-run'], { cwd: stage, env, maxBuffer: MAX_BUFFER }).then(() => undefined, (err: { code: number; stderr: string }) => err)
+    expect(failed?.code).not.toBe(0)
+    expect(failed?.stderr).toContain('prepack: linux-arm64 needs aarch64-linux-gnu-g++ (bash scripts/install-arm64-toolchain.sh)')
+    expect(failed?.stderr).toContain('prepack: win32-x64 needs x86_64-w64-mingw32-g++-posix and x86_64-w64-mingw32-dlltool')
+    expect(failed?.stderr).toContain('npm publish needs every prebuild')
+  }, 60_000)
 })
 
 describe('the packed tarball, without code changes', () => {

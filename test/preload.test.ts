@@ -16,9 +16,9 @@ const dir = mkdtempSync(join(tmpdir(), 'handover-preload-'))
 afterEach(killPreloadApps)
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-/** Runs configurable.mjs without the preload until it has listened (or failed), and returns its log lines. */
-async function plainNode(env: NodeJS.ProcessEnv, until: RegExp): Promise<string[]> {
-  const child = spawn(process.execPath, [join(APPS, 'configurable.mjs')], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+/** Runs an app (configurable.mjs unless told) without the preload until it has listened (or failed), and returns its log lines. */
+async function plainNode(env: NodeJS.ProcessEnv, until: RegExp, script = 'configurable.mjs'): Promise<string[]> {
+  const child = spawn(process.execPath, [join(APPS, script)], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
   const lines: string[] = []
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`plain node never printed ${until}: ${lines.join('\n')}`)), 10_000)
@@ -127,6 +127,64 @@ describe('errors reach the app as without the preload', () => {
     const strip = (lines: string[]): unknown => JSON.parse(lines.find((l) => l.startsWith('error '))!.replace(/^error \d+ first /, ''))
     expect(strip(withPreload.lines)).toMatchObject({ syscall: 'getaddrinfo', hostname: 'no-such-host.invalid' })
     expect(strip(withPreload.lines)).toEqual(strip(plain))
+  })
+})
+
+describe('a second listen on an address this process already listens on', () => {
+  /** The JSON of the line `error <pid> <name> {...}`, with this run's port and socket path taken out. */
+  const errorOf = (lines: string[], name: string, port: number, sock: string): unknown => {
+    const line = lines.find((l) => new RegExp(`^(error|listening) \\d+ ${name}\\b`).test(l))
+    if (!line?.startsWith('error')) throw new Error(`the ${name} server did not fail: ${line}\n${lines.join('\n')}`)
+    return JSON.parse(line.replace(/^error \d+ \w+ /, '').replaceAll(sock, 'SOCK').replaceAll(String(port), '"PORT"').replace('""PORT""', '"PORT"'))
+  }
+
+  it.each([
+    ['listen(port)', '["$PORT"]'],
+    ['listen(port, "127.0.0.1")', '["$PORT", "127.0.0.1"]'],
+    ['listen(port, "localhost")', '["$PORT", "localhost"]'],
+    ['listen(path)', '["$SOCK"]'],
+  ])('%s twice: the second server gets the EADDRINUSE plain Node gives, in every generation', async (_, args) => {
+    const [port, plainPort] = [await freePort(), await freePort()]
+    const [sock, plainSock] = [join(dir, `twice-${Math.random().toString(36).slice(2)}.sock`), join(dir, `plain-${Math.random().toString(36).slice(2)}.sock`)]
+    const second = /^(error|listening) \d+ second/
+    const plain = errorOf(await plainNode({ PORT: String(plainPort), SOCK: plainSock, LISTEN_ARGS: args, SECOND_ARGS: args }, second), 'second', plainPort, plainSock)
+    expect(plain).toMatchObject({ code: 'EADDRINUSE', syscall: 'listen' })
+    const app = await PreloadApp.start('configurable.mjs', { PORT: String(port), SOCK: sock, LISTEN_ARGS: args, SECOND_ARGS: args }, { wait: second })
+    expect(errorOf(app.lines, 'second', port, sock)).toEqual(plain)
+    // The first server is handed over as before (a new generation inherits, which is not a second listen).
+    const from = app.lines.length
+    await app.upgrade()
+    await app.waitForLine(new RegExp(`^(error|listening) ${app.current} second`), 15_000, from)
+    expect(errorOf(app.lines.slice(from).filter((l) => l.includes(` ${app.current} `)), 'second', port, sock)).toEqual(plain)
+    expect(Number((await get(args.includes('SOCK') ? { socketPath: sock } : { port })).body)).toBe(app.current)
+  })
+
+  it('a second dgram socket on the same port gets the EADDRINUSE plain Node gives', async () => {
+    const [port, plainPort] = [await freePort(), await freePort()]
+    const second = /^(error|listening) \d+ second/
+    const plain = errorOf(await plainNode({ PORT: String(plainPort), SECOND: '1' }, second, 'udp.mjs'), 'second', plainPort, '-')
+    expect(plain).toMatchObject({ code: 'EADDRINUSE', syscall: 'bind' })
+    const app = await PreloadApp.start('udp.mjs', { PORT: String(port), SECOND: '1' }, { wait: second })
+    expect(errorOf(app.lines, 'second', port, '-')).toEqual(plain)
+    await app.upgrade()
+    expect(await udpPid(port, '127.0.0.1')).toBe(app.current)
+  })
+
+  it.each(['same', 'new'])('close() then listen() again on the same port (%s server) works, and is handed over', async (relisten) => {
+    const port = await freePort()
+    const name = relisten === 'same' ? 'first' : 'again'
+    const listening = new RegExp(`^listening \\d+ ${name} `)
+    const app = await PreloadApp.start('configurable.mjs', { PORT: String(port), RELISTEN: relisten }, { wait: relisten === 'same' ? /^closed/ : listening })
+    await app.waitForLine(new RegExp(`^closed ${app.current} first`))
+    const from = app.lines.findIndex((l) => l.startsWith('closed'))
+    await app.waitForLine(listening, 15_000, from)
+    expect(app.lines.filter((l) => l.startsWith('error'))).toEqual([])
+    expect(Number((await get({ port })).body)).toBe(app.current)
+    const before = app.lines.length
+    await app.upgrade()
+    await app.waitForLine(new RegExp(`^listening ${app.current} ${name} `), 15_000, before)
+    expect(app.lines.filter((l) => l.startsWith('error'))).toEqual([])
+    expect(Number((await get({ port })).body)).toBe(app.current)
   })
 })
 

@@ -39,7 +39,7 @@ function prebuildName(): string | undefined {
  * mapped: never hand a glibc binary to a musl process. node-gyp-build only
  * looks for /etc/alpine-release; when that exists, it decides.
  */
-function runsOnGlibc(): boolean {
+export function runsOnGlibc(): boolean {
   if (existsSync('/etc/alpine-release')) return false
   let maps: string
   try {

@@ -106,13 +106,51 @@ const DESCRIPTIONS: Record<string, string> = {
 }
 
 /**
- * A code `isHandoverError()` accepts: any errno name, but an `ERR_` name only
- * if handover has it, so a misspelled handover code fails to compile instead
- * of never matching. Errno names cannot be listed (they vary by OS), and
- * `(string & {})` in the constraint keeps editors completing HandoverErrorCode.
+ * The errno names Node gives system errors (util.getSystemErrorName, libuv's
+ * list, Node 20 to 26: ENOEXEC is new in 22), which a failed system call's
+ * HandoverError keeps as its code.
  */
-export type CheckedCode<C extends string> = C extends `ERR_${string}` ? HandoverErrorCode : unknown
+export const SYSTEM_ERROR_CODES = [
+  'E2BIG', 'EACCES', 'EADDRINUSE', 'EADDRNOTAVAIL', 'EAFNOSUPPORT', 'EAGAIN', 'EAI_ADDRFAMILY', 'EAI_AGAIN',
+  'EAI_BADFLAGS', 'EAI_BADHINTS', 'EAI_CANCELED', 'EAI_FAIL', 'EAI_FAMILY', 'EAI_MEMORY', 'EAI_NODATA',
+  'EAI_NONAME', 'EAI_OVERFLOW', 'EAI_PROTOCOL', 'EAI_SERVICE', 'EAI_SOCKTYPE', 'EALREADY', 'EBADF', 'EBUSY',
+  'ECANCELED', 'ECHARSET', 'ECONNABORTED', 'ECONNREFUSED', 'ECONNRESET', 'EDESTADDRREQ', 'EEXIST', 'EFAULT',
+  'EFBIG', 'EFTYPE', 'EHOSTDOWN', 'EHOSTUNREACH', 'EILSEQ', 'EINTR', 'EINVAL', 'EIO', 'EISCONN', 'EISDIR',
+  'ELOOP', 'EMFILE', 'EMLINK', 'EMSGSIZE', 'ENAMETOOLONG', 'ENETDOWN', 'ENETUNREACH', 'ENFILE', 'ENOBUFS',
+  'ENODATA', 'ENODEV', 'ENOENT', 'ENOEXEC', 'ENOMEM', 'ENONET', 'ENOPROTOOPT', 'ENOSPC', 'ENOSYS', 'ENOTCONN', 'ENOTDIR',
+  'ENOTEMPTY', 'ENOTSOCK', 'ENOTSUP', 'ENOTTY', 'ENXIO', 'EOF', 'EOVERFLOW', 'EPERM', 'EPIPE', 'EPROTO',
+  'EPROTONOSUPPORT', 'EPROTOTYPE', 'ERANGE', 'EREMOTEIO', 'EROFS', 'ESHUTDOWN', 'ESOCKTNOSUPPORT', 'ESPIPE',
+  'ESRCH', 'ETIMEDOUT', 'ETXTBSY', 'EUNATCH', 'EXDEV', 'UNKNOWN',
+] as const
 
-export function isHandoverError<C extends HandoverErrorCode | (string & {})>(err: unknown, code?: C & CheckedCode<C>): err is HandoverError {
+export type SystemErrorCode = (typeof SYSTEM_ERROR_CODES)[number]
+
+/** Every code a HandoverError can have that handover knows of: its own, and Node's errno names. */
+export type KnownErrorCode = HandoverErrorCode | SystemErrorCode
+
+/**
+ * What `isHandoverError(err, code)` lets `code` be: a known code; another
+ * `E…` name (Winsock's extra names, an unnamed `E<errno>`); or a plain
+ * `string`, checked at run time. Anything else becomes a sentence that tsc
+ * prints in its error ("ERR_NOPE is not a handover error code: see
+ * HandoverErrorCode"), where a bare `never` would say nothing.
+ */
+export type CheckedCode<C extends string> = string extends C
+  ? C
+  : C extends KnownErrorCode
+    ? C
+    : C extends `ERR_${string}`
+      ? `${C} is not a handover error code: see HandoverErrorCode`
+      : C extends `E${string}`
+        ? C
+        : `${C} is neither a handover error code nor an errno name`
+
+/**
+ * True if `err` is a HandoverError (with this `code`, if one is given). In
+ * TypeScript `code` completes every known code, and a misspelled one does
+ * not compile. `(string & {})` in the constraint keeps that completion while
+ * still taking a code only known at run time.
+ */
+export function isHandoverError<C extends KnownErrorCode | (string & {})>(err: unknown, code?: CheckedCode<C>): err is HandoverError {
   return err instanceof HandoverError && (code === undefined || err.code === code)
 }

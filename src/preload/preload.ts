@@ -4,6 +4,7 @@ import { createRequire } from 'node:module'
 import type { Server } from 'node:net'
 import { announceDrain } from '../http/drain-hooks.js'
 import { drain, maxLeaveWindow } from '../http/drain.js'
+import { parseAddress } from '../core/address.js'
 import { HandoverError } from '../core/errors.js'
 import { inClusterWorker, inheritanceOwner, openInheritance, type Inheritance } from '../core/inheritance.js'
 import type { Listener } from '../core/listeners.js'
@@ -14,11 +15,15 @@ import { platformBackend } from '../backend/index.js'
 import { installHooks, type Original } from './hooks.js'
 import { packetAddress, readBindArgs, readListenArgs, streamAddress, unixAddress, type ListenRequest, type PacketRequest } from './listen-args.js'
 import { ReadinessGate, installReadinessGate } from './readiness.js'
+import { dgramState, isServing } from './socket-state.js'
 import { ProcessSignals } from './signals.js'
+import { startInThread } from './in-thread.js'
+import { inWorkerThread } from './thread-messages.js'
+import { ThreadServers } from './threads.js'
 
 const require = createRequire(import.meta.url)
 /** Both --import and --require, or NODE_OPTIONS and a flag: one preload all the same. */
-let started: { preload: Preload; opened: Promise<void> } | undefined
+let started: { preload?: Preload; opened: Promise<void> } | undefined
 
 /**
  * handover/register: gives an app that knows nothing of handover the same
@@ -30,6 +35,9 @@ let started: { preload: Preload; opened: Promise<void> } | undefined
  *
  * If the app calls Upgrader.create() itself, the preload steps aside: the
  * app's Upgrader owns the sockets, and every listen() goes to Node untouched.
+ *
+ * In a worker_thread (Node runs the preload in each), in-thread.ts takes
+ * over: a thread's socket is not handed over (threads.ts says why).
  */
 export class Preload {
   private upgrader?: Upgrader
@@ -37,8 +45,25 @@ export class Preload {
   private readonly waiting: Array<() => void> = []
   private readonly servers = new Set<Server>()
   private readonly packetSockets = new Set<DgramSocket>()
+  /** Who serves on each socket-table key in this process: see servedByAnother(). */
+  private readonly owners = new Map<string, Server | DgramSocket>()
+  /** The directory the Upgrader resolves relative unix paths against (its `cwd`), set with it. */
+  private cwd = ''
   private readonly gate = new ReadinessGate(() => this.sayReady())
   private signals?: ProcessSignals
+  /** Set once exit() has resolved: a successor took over, or stop() was called. */
+  private exiting = false
+  private readonly threads = new ThreadServers({
+    gate: this.gate,
+    opened: () => new Promise<void>((resolve) => this.whenOpen(resolve)),
+    active: () => !this.steppedAside && !inClusterWorker(),
+    supervised: () => this.inheritance?.parent?.upgrade !== undefined,
+    afterUpgrade: async () => {
+      await this.signals?.idle()
+      return this.exiting
+    },
+    serving: () => void this.ensureUpgrader(),
+  })
   private markReady!: () => void
   /** Resolves once ready() has succeeded. */
   private readonly ready = new Promise<void>((resolve) => (this.markReady = resolve))
@@ -51,14 +76,15 @@ export class Preload {
    * listen() finds everything in place; `--require` cannot, and listen()
    * calls made before it resolves complete when it does.
    */
-  static start(): { preload: Preload; opened: Promise<void> } {
-    started ??= Preload.begin()
+  static start(): { preload?: Preload; opened: Promise<void> } {
+    started ??= inWorkerThread() ? { opened: startInThread() } : Preload.begin()
     return started
   }
 
   private static begin(): { preload: Preload; opened: Promise<void> } {
     const preload = new Preload(readPreloadSettings())
     installReadinessGate(preload.gate)
+    preload.threads.watch()
     installHooks({
       listen: (server, original, args) => preload.listen(server, original, args),
       bind: (socket, original, args) => preload.bind(socket, original, args),
@@ -84,10 +110,12 @@ export class Preload {
   private ensureUpgrader(): Upgrader {
     if (!this.upgrader) {
       const { pidFile, readyTimeout } = this.settings
-      this.upgrader = Upgrader.forPreload(this.inheritance!, { pidFile, readyTimeout, onEvent: sayEvent })
-      this.signals = new ProcessSignals(this.upgrader, this.settings, (force) => this.retire(force), this.ready)
+      this.cwd = process.cwd()
+      this.upgrader = Upgrader.forPreload(this.inheritance!, { pidFile, readyTimeout, cwd: this.cwd, onEvent: sayEvent })
+      this.signals = new ProcessSignals(this.upgrader, this.settings, (force) => this.retire(force), this.ready, () => this.threads.blocker())
       warnIfClamped(this.settings)
       void this.upgrader.exit().then(() => {
+        this.exiting = true
         if (this.signals?.shutdownIsTheApps) return
         void this.retire()
       })
@@ -96,7 +124,8 @@ export class Preload {
   }
 
   private listen(server: Server, original: Original, args: unknown[]): Server {
-    if (this.steppedAside || inClusterWorker()) return original.apply(server, args) as Server
+    // Already listening: Node throws ERR_SERVER_ALREADY_LISTEN itself.
+    if (server.listening || this.steppedAside || inClusterWorker()) return original.apply(server, args) as Server
     const request = readListenArgs(args)
     if (!request) return this.passThrough(server, original, args)
     this.servers.add(server)
@@ -107,7 +136,8 @@ export class Preload {
       original.apply(server, args)
     }
     const bindWith = ({ network, address }: { network: string; address: string }): void => {
-      const listener = this.steppedAside ? undefined : this.take(() => this.ensureUpgrader().listen(network as 'tcp', address), `${network} ${address}`)
+      if (this.steppedAside || this.servedByAnother(server, network, address, false)) return leaveToNode()
+      const listener = this.take(() => this.ensureUpgrader().listen(network as 'tcp', address), `${network} ${address}`)
       if (!listener) return leaveToNode()
       server.once('listening', () => done(true))
       adopt(server, original, listener, request)
@@ -129,7 +159,8 @@ export class Preload {
   private bind(socket: DgramSocket, original: Original, args: unknown[]): DgramSocket {
     const request = readBindArgs(args)
     const state = dgramState(socket)
-    if (!request || state.reuseAddr || state.reusePort || this.steppedAside || inClusterWorker()) {
+    // Already bound: Node throws ERR_SOCKET_ALREADY_BOUND itself.
+    if (!request || state.reuseAddr || state.reusePort || isServing(socket) || this.steppedAside || inClusterWorker()) {
       return original.apply(socket, args) as DgramSocket
     }
     const type = (socket as unknown as { type: 'udp4' | 'udp6' }).type
@@ -140,7 +171,8 @@ export class Preload {
     }
     const bindWith = (ip: string): void => {
       const { network, address } = packetAddress(type, ip, request.port, state.ipv6Only)
-      const listener = this.steppedAside ? undefined : this.take(() => this.ensureUpgrader().listenPacket(network, address), `${network} ${address}`)
+      if (this.steppedAside || this.servedByAnother(socket, network, address, true)) return leaveToNode()
+      const listener = this.take(() => this.ensureUpgrader().listenPacket(network, address), `${network} ${address}`)
       if (!listener) return leaveToNode()
       this.packetSockets.add(socket)
       // Before the bind: dgram emits 'listening' for an adopted fd synchronously.
@@ -171,6 +203,30 @@ export class Preload {
   }
 
   /**
+   * True if another server (or dgram socket) of this process is serving on
+   * this address: the Upgrader would hand out its socket again, where plain
+   * Node gets EADDRINUSE. Node then binds it itself, and gets exactly that,
+   * since handover's copy of the socket is still bound. Otherwise `owner`
+   * becomes the one serving on it: a server closed since (close(), then
+   * listen() again) no longer counts, and a new generation starts with none
+   * (what it inherits is not a second listen).
+   */
+  private servedByAnother(owner: Server | DgramSocket, network: string, address: string, packet: boolean): boolean {
+    let key: string
+    try {
+      // The key as the Upgrader's socket table makes it, with its cwd.
+      this.ensureUpgrader()
+      key = parseAddress(network, address, packet, this.cwd).key
+    } catch {
+      return false // take() meets the same error, and reports it.
+    }
+    const current = this.owners.get(key)
+    if (current !== undefined && current !== owner && isServing(current)) return true
+    this.owners.set(key, owner)
+    return false
+  }
+
+  /**
    * A Listener from the Upgrader, or undefined to let Node bind it instead.
    * A system error (EADDRINUSE, EACCES...) is Node's to report, exactly as
    * without the preload; anything else is said on stderr, since that socket
@@ -198,7 +254,7 @@ export class Preload {
 
   /**
    * A successor is serving, or this last generation was told to stop: drain
-   * every server seen (running the app's onDrain hooks), close the datagram
+   * every server seen, worker threads' too (running the app's onDrain hooks), close the datagram
    * sockets, then let the process exit; if something else keeps it alive,
    * exit anyway once `exitGrace` has passed.
    */
@@ -207,7 +263,7 @@ export class Preload {
       const { drainTimeout, exitGrace } = this.settings
       const leaveWindow = this.settings.leaveWindow === undefined ? undefined : Math.min(this.settings.leaveWindow, maxLeaveWindow(drainTimeout))
       const drains = [...this.servers].filter((s) => s.listening).map((s) => drain(s, { timeout: drainTimeout, signal: force, leaveWindow }))
-      await Promise.all([announceDrainWithin(drainTimeout, leaveWindow ?? 0), ...drains])
+      await Promise.all([announceDrainWithin(drainTimeout, leaveWindow ?? 0), ...drains, this.threads.drain(drainTimeout)])
       for (const socket of this.packetSockets) socket.close()
       setTimeout(() => process.exit(process.exitCode ?? 0), exitGrace).unref()
     })()
@@ -250,13 +306,6 @@ function lookup(host: string, callback: (err: Error | null, ip: string, family: 
   else dns.lookup(host, { family }, done)
 }
 
-
-/** dgram keeps the createSocket() options in a symbol-keyed state object; absent, they are the defaults. */
-function dgramState(socket: DgramSocket): { reuseAddr: boolean; reusePort: boolean; ipv6Only: boolean } {
-  const key = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state')
-  const state = (key ? (socket as unknown as Record<symbol, Record<string, unknown>>)[key] : undefined) ?? {}
-  return { reuseAddr: state.reuseAddr === true, reusePort: state.reusePort === true, ipv6Only: state.ipv6Only === true }
-}
 
 /** The app's onDrain() hooks, bounded by the drain timeout like the drains themselves. */
 function announceDrainWithin(ms: number, leaveWindow: number): Promise<void> {

@@ -27,6 +27,8 @@ export class ProcessSignals {
   /** Set when the app's own handler took a stop signal: the exit is the app's. */
   shutdownIsTheApps = false
   private stopping = false
+  /** Upgrades asked for by a signal and not settled yet. */
+  private readonly inFlight = new Set<Promise<unknown>>()
   private readonly force = new AbortController()
 
   constructor(
@@ -34,18 +36,28 @@ export class ProcessSignals {
     private readonly settings: PreloadSettings,
     private readonly retire: (force: AbortSignal) => Promise<void>,
     private readonly whenReady: Promise<void>,
+    /** Why an upgrade must not run now (a worker thread's server), or undefined. */
+    private readonly blocker: () => HandoverError | undefined = () => undefined,
   ) {
     process.on(settings.upgradeSignal, this.onUpgradeSignal)
     process.on('SIGTERM', this.onStop)
     process.on('SIGINT', this.onStop)
   }
 
+  /** Resolves once no upgrade asked for by a signal is under way. */
+  async idle(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight])
+  }
+
   private readonly onUpgradeSignal = (): void => {
     const started = performance.now()
-    this.upgradeSoon().then(
+    const blocked = this.blocker()
+    if (blocked) return say(`upgrade failed: ${blocked.code}: ${blocked.message}`)
+    const upgrading = this.upgradeSoon().then(
       ({ pid }) => say(`upgraded to pid ${pid} in ${Math.round(performance.now() - started)} ms`),
       (err: HandoverError) => say(`upgrade failed: ${err.code ?? 'ERR_UNKNOWN'}: ${err.message}`),
-    )
+    ).finally(() => this.inFlight.delete(upgrading))
+    this.inFlight.add(upgrading)
   }
 
   /** Upgrade requests that arrived while this generation was still starting: one upgrade, once it is ready. */
