@@ -38,6 +38,8 @@ export const ENTRY_POINTS = {
   'backend/win': 'src/backend/win.ts',
   'service/control-socket': 'src/service/control-socket.ts',
   'supervisor/run-command': 'src/supervisor/run-command.ts',
+  'http/long-lived': 'src/http/long-lived.ts',
+  'http/handoff': 'src/http/handoff.ts',
 }
 
 /** The esbuild options for dist/'s JavaScript (register.cjs aside). */

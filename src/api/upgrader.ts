@@ -1,4 +1,5 @@
 import { platformBackend } from '../backend/index.js'
+import { adoptableKeys, loadHandoff, offerConnections, takeConnections } from './connection-handoff.js'
 import type { PacketNetwork, StreamNetwork } from '../core/address.js'
 import { afterReady } from '../core/after-ready.js'
 import { withCompileCache } from '../core/compile-cache.js'
@@ -56,8 +57,12 @@ export class Upgrader {
     // no longer served should refuse connections, not queue them.
     void parent?.leave.then(() => {
       if (!this.stopped) this.table.closeAll(false)
+      // A worker of `handover run`: its idle connections go to the supervisor, which passes them to a serving worker.
+      if (parent.connections && !parent.hasExited) offerConnections(table, parent.connections)
       this.resolveExit()
     })
+    // Connections a previous generation, or the supervisor, hands to this process.
+    if (parent?.connections) takeConnections(table, parent.connections)
     // A deploy that arrived at the parent while this process started: the parent no longer serves, so this one runs it.
     parent?.onUpgradeRequest(() => {
       this.emit({ type: 'upgrade-requested-by-parent' })
@@ -158,7 +163,7 @@ export class Upgrader {
       this.isReady = true
       releaseStartingSignal()
       if (this.parent) {
-        await this.parent.sendReady(this.table.keys())
+        await this.parent.sendReady(this.table.keys(), adoptableKeys(this.table))
         // READY=1 counts only once the parent has made this process the main one.
         void this.parent.handedOver.then(() => this.stopped || this.notifier.readyAfterHandOff())
       } else {
@@ -167,6 +172,8 @@ export class Upgrader {
       this.control?.serve(this, this.exitPromise)
       // Off the critical path (the parent, if any, is handing over by now).
       setImmediate(afterReady)
+      // What adopting the parent's connections needs, before they come.
+      if (this.parent?.connections) setImmediate(() => void loadHandoff().catch(() => {}))
     })().catch((err: unknown) => {
       // Not ready after all: a later call may try again.
       this.readyPromise = undefined
@@ -315,6 +322,8 @@ export class Upgrader {
     }
     this.successor = child
     child.letGo()
+    // drain() hands this process's idle keep-alive connections to the child, on the sockets it said it adopts on.
+    if (child.connections && child.adopts.length > 0) offerConnections(this.table, child.connections, child.adopts)
     // Before the child's READY=1, which the manager accepts only from its main process.
     this.notifier.handedOver(child.pid)
     child.handedOver()

@@ -3,8 +3,13 @@ import type { Channel } from './channel.js'
 import type { OsSocket } from './platform.js'
 import type { Message } from './protocol.js'
 
-/** Takes a connection that arrived; true if it now serves it (the socket is then its own), false to decline. */
-export type ConnectionTaker = (key: string, socket: OsSocket) => boolean
+/**
+ * Takes a connection that arrived: true if it now serves it (the socket is
+ * then its own), false to decline (the socket is closed here). A promise
+ * for one that is passed on first (the supervisor, to a worker); the taker
+ * then closes its copy itself once it knows.
+ */
+export type ConnectionTaker = (key: string, socket: OsSocket) => boolean | Promise<boolean>
 
 /**
  * Connections moving over one channel (protocol 2, POSIX): an idle
@@ -56,16 +61,20 @@ export class ConnectionPort {
   }
 
   private receive(id: number, key: string, socket: OsSocket): void {
-    let ok = false
+    let outcome: boolean | Promise<boolean> = false
     try {
-      ok = this.taker?.(key, socket) ?? false
+      outcome = this.taker?.(key, socket) ?? false
     } catch {
-      ok = false
+      outcome = false
     }
-    if (!ok) closeQuietly(socket)
-    // In the same synchronous step as the adoption: no byte of the
-    // connection has been read here yet if the sender hears no.
-    void this.channel.send({ type: 'adopted', id, ok })
+    if (typeof outcome === 'boolean') {
+      if (!outcome) closeQuietly(socket)
+      // In the same synchronous step as the adoption: no byte of the
+      // connection has been read here yet if the sender hears no.
+      void this.channel.send({ type: 'adopted', id, ok: outcome })
+      return
+    }
+    void outcome.catch(() => false).then((ok) => this.channel.send({ type: 'adopted', id, ok }))
   }
 
   private settle(id: number, ok: boolean): void {

@@ -73,6 +73,8 @@ interface Held {
 export class SocketTable {
   private readonly held = new Map<string, Held>()
   private readonly inherited = new Map<string, TransferEntry>()
+  /** The fds of the Listeners handed out, by key: which socket a server listening on one serves. */
+  private readonly listenerFds = new Map<string, Set<number>>()
   private readonly activated?: ActivatedSockets
   private readonly bindElsewhere?: (spec: BindSpec) => OsSocket
 
@@ -97,7 +99,15 @@ export class SocketTable {
         this.bindFresh(spec)
       this.held.set(key, held)
     }
-    return this.listenerFor(held, spec.network)
+    const listener = this.listenerFor(held, spec.network)
+    if (listener.fd !== undefined) {
+      // A number the OS may give out again once its server closes it: the latest Listener with it wins.
+      for (const fds of this.listenerFds.values()) fds.delete(listener.fd)
+      let fds = this.listenerFds.get(key)
+      if (!fds) this.listenerFds.set(key, (fds = new Set()))
+      fds.add(listener.fd)
+    }
+    return listener
   }
 
   /** The key a listen() of this network and address would hold its socket under. */
@@ -108,6 +118,21 @@ export class SocketTable {
   /** The keys of every socket held. */
   keys(): string[] {
     return [...this.held.keys()]
+  }
+
+  /**
+   * The key of the socket a Listener's fd belongs to (a server listening on
+   * it serves that socket), also after closeAll(): a draining server still
+   * holds its fd.
+   */
+  keyOfListenerFd(fd: number): string | undefined {
+    for (const [key, fds] of this.listenerFds) if (fds.has(fd)) return key
+    return undefined
+  }
+
+  /** The fds of the Listeners handed out for `key`. */
+  listenerFdsOf(key: string): number[] {
+    return [...(this.listenerFds.get(key) ?? [])]
   }
 
   /**

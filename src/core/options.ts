@@ -74,6 +74,8 @@ export const ENV = {
   exitGrace: 'HANDOVER_EXIT_GRACE',
   /** ms, or `off`: the leave window of handover/register's drains (drain()'s leaveWindow). */
   leaveWindow: 'HANDOVER_LEAVE_WINDOW',
+  /** `0`: handover/register's drains close idle connections instead of handing them over (drain()'s handOff). */
+  handOff: 'HANDOVER_HAND_OFF',
   /** SIGHUP (default) or SIGUSR2: the signal that upgrades; read by a new generation from import on, to ignore it while it starts. */
   upgradeSignal: 'HANDOVER_UPGRADE_SIGNAL',
   /** `0` starts new generations without Node's compile cache. */
@@ -280,11 +282,20 @@ export interface DrainOptions {
    * open until the timeout (or until the app's onDrain() hooks close them).
    */
   leaveWindow?: number
+  /**
+   * Hand idle keep-alive HTTP/1 connections to the process that serves next
+   * (the next generation, or under `handover run` a worker of the serving
+   * generation) instead of closing them, where it can take them: a plain
+   * http.Server on a socket from an Upgrader, POSIX, protocol 2 on both
+   * sides. Default true; false closes them after idleGrace, as before.
+   */
+  handOff?: boolean
 }
 
 export interface DrainSettings {
   idleGrace: number
   timeout: number
+  handOff: boolean
   signal?: AbortSignal
   /** Clamped to maxLeaveWindow(timeout); undefined: long-lived connections stay until the timeout. */
   leaveWindow?: number
@@ -303,6 +314,7 @@ export function resolveDrainOptions(options: DrainOptions): DrainSettings {
   return {
     idleGrace: msOption('idleGrace', options.idleGrace, DEFAULTS.idleGrace, 0),
     timeout,
+    handOff: booleanOption('handOff', options.handOff, true),
     signal: options.signal,
     leaveWindow: window === undefined ? undefined : Math.min(window, maxLeaveWindow(timeout)),
   }
@@ -330,6 +342,8 @@ export interface PreloadSettings {
   leaveWindow?: number
   /** True if HANDOVER_LEAVE_WINDOW was set (a clamp is then worth a word on stderr). */
   leaveWindowSet: boolean
+  /** HANDOVER_HAND_OFF (`0` or `1`): drain()'s handOff. Default on. */
+  handOff: boolean
 }
 
 export function readPreloadSettings(env: NodeJS.ProcessEnv = process.env): PreloadSettings {
@@ -347,7 +361,16 @@ export function readPreloadSettings(env: NodeJS.ProcessEnv = process.env): Prelo
     // 'off' keeps every long-lived connection until the drain timeout, as before the window existed.
     leaveWindow: env[ENV.leaveWindow] === 'off' ? undefined : ms(ENV.leaveWindow, DEFAULTS.leaveWindow, 0),
     leaveWindowSet: env[ENV.leaveWindow] !== undefined && env[ENV.leaveWindow] !== '',
+    handOff: switchText(ENV.handOff, env[ENV.handOff], true),
   }
+}
+
+/** `1`/`0` (also `on`/`off`, `true`/`false`) as a switch; the default if unset. */
+function switchText(name: string, text: string | undefined, dflt: boolean): boolean {
+  if (text === undefined || text === '') return dflt
+  if (['1', 'on', 'true'].includes(text)) return true
+  if (['0', 'off', 'false'].includes(text)) return false
+  throw invalidOption(name, text, '1 or 0')
 }
 
 /** One of UPGRADE_SIGNALS; the default if undefined. */
@@ -378,6 +401,8 @@ export interface SupervisorOptions {
   rolling?: boolean
   /** The signal that upgrades (SIGHUP or SIGUSR2); the workers use it too. Default SIGHUP. */
   upgradeSignal?: UpgradeSignal
+  /** Hand a draining worker's idle keep-alive connections to the serving workers (drain()'s handOff). Default true. */
+  handOff?: boolean
   /** Node flags for the workers, before the preload. Default: this process's execArgv. */
   execArgv?: string[]
   cwd?: string
@@ -397,6 +422,7 @@ export interface SupervisorSettings {
   drainTimeout: number
   rolling: boolean
   upgradeSignal: UpgradeSignal
+  handOff: boolean
   execArgv: string[]
   cwd: string
   env?: NodeJS.ProcessEnv
@@ -422,6 +448,7 @@ export function resolveSupervisorOptions(o: SupervisorOptions): SupervisorSettin
     drainTimeout: msOption('drainTimeout', o.drainTimeout, DEFAULTS.drainTimeout, 1),
     rolling: booleanOption('rolling', o.rolling, false),
     upgradeSignal: upgradeSignalOption('upgradeSignal', o.upgradeSignal),
+    handOff: booleanOption('handOff', o.handOff, true),
     execArgv: checkStrings('execArgv', o.execArgv) ?? process.execArgv,
     cwd,
     env: o.env,
@@ -435,10 +462,11 @@ export function resolveSupervisorOptions(o: SupervisorOptions): SupervisorSettin
  * and the supervisor's upgrade signal (a worker asks the supervisor to
  * upgrade when it gets it).
  */
-export function workerEnv(env: NodeJS.ProcessEnv, settings: { drainTimeout: number; upgradeSignal: UpgradeSignal }): NodeJS.ProcessEnv {
+export function workerEnv(env: NodeJS.ProcessEnv, settings: { drainTimeout: number; upgradeSignal: UpgradeSignal; handOff?: boolean }): NodeJS.ProcessEnv {
   const out = { ...env }
   delete out[ENV.pidFile]
   out[ENV.drainTimeout] ??= String(Math.max(0, settings.drainTimeout - DEFAULTS.workerDrainMargin))
   out[ENV.upgradeSignal] = settings.upgradeSignal
+  if (settings.handOff === false) out[ENV.handOff] = '0'
   return out
 }

@@ -262,7 +262,8 @@ export class Preload {
     this.retiring ??= (async () => {
       const { drainTimeout, exitGrace } = this.settings
       const leaveWindow = this.settings.leaveWindow === undefined ? undefined : Math.min(this.settings.leaveWindow, maxLeaveWindow(drainTimeout))
-      const drains = [...this.servers].filter((s) => s.listening).map((s) => drain(s, { timeout: drainTimeout, signal: force, leaveWindow }))
+      const { handOff } = this.settings
+      const drains = [...this.servers].filter((s) => s.listening).map((s) => drain(s, { timeout: drainTimeout, signal: force, leaveWindow, handOff }))
       await Promise.all([announceDrainWithin(drainTimeout, leaveWindow ?? 0), ...drains, this.threads.drain(drainTimeout)])
       for (const socket of this.packetSockets) socket.close()
       setTimeout(() => process.exit(process.exitCode ?? 0), exitGrace).unref()

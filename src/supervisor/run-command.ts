@@ -14,6 +14,8 @@ export const RUN_USAGE = `usage: handover run [options] <script> [script args...
   --drain-timeout <ms>     an old worker still alive after this is killed (default 30000)
   --rolling                replace workers one at a time instead of all at once
   --upgrade-signal <sig>   SIGHUP (default) or SIGUSR2: the signal that upgrades
+  --no-hand-off            close a draining worker's idle keep-alive connections
+                           instead of handing them to the serving workers
 
 Signals: SIGHUP (or --upgrade-signal) upgrades, and a request during an upgrade
 is queued; SIGTERM and SIGINT stop gracefully (a second one forces).`
@@ -26,6 +28,7 @@ const RUN_FLAGS: FlagSpec = {
   'drain-timeout': { type: 'string' },
   rolling: { type: 'boolean' },
   'upgrade-signal': { type: 'string' },
+  'no-hand-off': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 }
 
@@ -57,6 +60,7 @@ export function parseRunArgs(argv: string[]): SupervisorOptions & { help?: boole
   if (text('ready-timeout') !== undefined) options.readyTimeout = ms('ready-timeout')
   if (text('drain-timeout') !== undefined) options.drainTimeout = ms('drain-timeout')
   if (values.rolling) options.rolling = true
+  if (values['no-hand-off']) options.handOff = false
   const signal = text('upgrade-signal')
   if (signal !== undefined) {
     if (!(UPGRADE_SIGNALS as readonly string[]).includes(signal)) throw new UsageError(`--upgrade-signal takes ${UPGRADE_SIGNALS.join(' or ')}, not ${JSON.stringify(signal)}`)

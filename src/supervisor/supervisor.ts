@@ -10,6 +10,7 @@ import { removeOwnPidFile, writePidFile } from '../core/pidfile.js'
 import type { ControlServer, ControlTarget } from '../service/control-socket.js'
 import { monotonicUsec, notify } from '../service/systemd.js'
 import { FollowUp } from '../core/follow-up.js'
+import { ConnectionRouter } from './connection-router.js'
 import { Generations, type GenerationResult } from './generations.js'
 import { markNodeChild } from './reaper.js'
 import { statusLine, supervisorStatus, type SupervisorStatus } from './status.js'
@@ -31,6 +32,8 @@ const REGISTER = fileURLToPath(new URL('../preload/register.js', import.meta.url
  */
 export class Supervisor {
   private readonly generations: Generations
+  /** Idle connections of draining workers, to the serving ones. */
+  private readonly router = new ConnectionRouter(() => this.generations.slots.map((s) => s.worker))
   /** Every worker not yet exited, whatever its role: stop() reaches each. */
   private readonly live = new Set<Worker>()
   private upgrading?: Promise<GenerationResult>
@@ -181,6 +184,7 @@ export class Supervisor {
       },
     })
     this.live.add(worker)
+    void worker.ready.then(() => this.router.attach(worker), () => {})
     markNodeChild(worker.pid, worker.exited)
     void worker.exited.then(() => this.live.delete(worker))
     // Stopped while it started: stop() has already looked at the live workers.

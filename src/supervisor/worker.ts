@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net'
 import { HandoverError } from '../core/errors.js'
 import type { OsSocket, PlatformBackend, SpawnRequest } from '../core/platform.js'
+import type { ConnectionPort } from '../core/connection-port.js'
 import type { Message } from '../core/protocol.js'
 import { Successor, type SuccessorExit, type SuccessorState } from '../core/successor.js'
 
@@ -65,6 +66,16 @@ export class Worker {
 
   get pid(): number {
     return this.successor.pid
+  }
+
+  /** Protocol 2, once ready: connections handed to it and by it (connection-router.ts). */
+  get connections(): ConnectionPort | undefined {
+    return this.successor.connections
+  }
+
+  /** The socket keys on which it adopts connections handed over, as its ready said. */
+  get adopts(): readonly string[] {
+    return this.successor.adopts
   }
 
   get state(): WorkerState {

@@ -15,7 +15,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   backend: ['core'],
   http: ['core'],
   service: ['core', 'backend'],
-  api: ['core', 'backend', 'service'],
+  api: ['core', 'backend', 'service', 'http'],
   preload: ['core', 'backend', 'service', 'http', 'api'],
   supervisor: ['core', 'backend', 'service', 'http'],
   '.': ['core', 'backend', 'service', 'http', 'api', 'preload', 'supervisor'],

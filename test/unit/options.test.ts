@@ -66,7 +66,9 @@ describe('the control socket', () => {
 
 describe('drain()', () => {
   it('defaults and bounds', () => {
-    expect(resolveDrainOptions({})).toEqual({ idleGrace: DEFAULTS.idleGrace, timeout: DEFAULTS.drainTimeout, signal: undefined })
+    expect(resolveDrainOptions({})).toEqual({ idleGrace: DEFAULTS.idleGrace, timeout: DEFAULTS.drainTimeout, handOff: true, signal: undefined, leaveWindow: undefined })
+    expect(resolveDrainOptions({ timeout: 8000, leaveWindow: 10_000 }).leaveWindow).toBe(6000)
+    expect(() => resolveDrainOptions({ handOff: 'no' } as never)).toThrow(invalid(/^option handOff must be true or false/))
     expect(resolveDrainOptions({ idleGrace: 0, timeout: 0 })).toMatchObject({ idleGrace: 0, timeout: 0 })
     expect(() => resolveDrainOptions({ timeout: -1 })).toThrow(invalid(/^option timeout must be a number of ms from 0/))
   })
@@ -76,12 +78,14 @@ describe('handover/register', () => {
   it('reads its settings from the environment, with the defaults of the API', () => {
     expect(readPreloadSettings({})).toEqual({
       pidFile: undefined, readyTimeout: DEFAULTS.readyTimeout, drainTimeout: DEFAULTS.drainTimeout, exitGrace: DEFAULTS.exitGrace, upgradeSignal: 'SIGHUP',
-      leaveWindow: DEFAULTS.leaveWindow, leaveWindowSet: false,
+      leaveWindow: DEFAULTS.leaveWindow, leaveWindowSet: false, handOff: true,
     })
     const s = readPreloadSettings({
       [ENV.pidFile]: '/run/a.pid', [ENV.readyTimeout]: '1500', [ENV.drainTimeout]: '0', [ENV.exitGrace]: '10', [ENV.upgradeSignal]: 'SIGUSR2', [ENV.leaveWindow]: '2000',
     })
-    expect(s).toEqual({ pidFile: '/run/a.pid', readyTimeout: 1500, drainTimeout: 0, exitGrace: 10, upgradeSignal: 'SIGUSR2', leaveWindow: 2000, leaveWindowSet: true })
+    expect(s).toEqual({ pidFile: '/run/a.pid', readyTimeout: 1500, drainTimeout: 0, exitGrace: 10, upgradeSignal: 'SIGUSR2', leaveWindow: 2000, leaveWindowSet: true, handOff: true })
+    expect(readPreloadSettings({ [ENV.handOff]: '0' }).handOff).toBe(false)
+    expect(() => readPreloadSettings({ [ENV.handOff]: 'maybe' })).toThrow(invalid(/^option HANDOVER_HAND_OFF must be 1 or 0/))
     expect(readPreloadSettings({ [ENV.leaveWindow]: 'off' })).toMatchObject({ leaveWindow: undefined, leaveWindowSet: true })
     expect(() => readPreloadSettings({ [ENV.upgradeSignal]: 'SIGUSR1' })).toThrow(invalid(/^option HANDOVER_UPGRADE_SIGNAL must be one of SIGHUP, SIGUSR2/))
   })
