@@ -73,11 +73,32 @@ describe(`drain() through ${HANDOFFS} hand-offs, with no failed request`, () => 
     expect(load.sessions.length).toBeGreaterThanOrEqual(HANDOFFS + 1)
   })
 
-  it('a client that connects, then sends its request 200 ms into the drain, is answered (with close) by the old process', async () => {
+  it('a client that connects, then sends its request 200 ms into the drain: the new process answers it on the same connection, which stays open', async () => {
     const { f, port } = await startServer()
     for (let i = 0; i < HANDOFFS; i++) {
       const oldPid = f.current
       // Connected while only the old process accepts.
+      const socket = await connected(port)
+      await new Promise((r) => setTimeout(r, 50))
+      const from = f.events.length
+      const handoff = f.handoff()
+      await f.waitFor((e) => e.pid === oldPid && e.event === 'draining', 15_000, from)
+      await new Promise((r) => setTimeout(r, 200))
+      const response = await exchange(socket, 'GET / HTTP/1.1\r\nHost: localhost\r\n\r\n', false)
+      expect(response).toMatch(/^HTTP\/1\.1 200 /)
+      expect(response).not.toMatch(/\r\nconnection: close\r\n/i)
+      const { newPid } = await handoff
+      expect(response.endsWith(`\r\n\r\n${newPid}`)).toBe(true)
+      expect(socket.destroyed).toBe(false)
+      socket.destroy()
+      expect((await f.waitFor((e) => e.pid === oldPid && e.event === 'drained', 15_000, from)).handedOver).toBe(1)
+    }
+  })
+
+  it('with handOff: false, the same client is answered (with close) by the old process, as before', async () => {
+    const { f, port } = await startServer({ FIXTURE_HAND_OFF: '0' })
+    for (let i = 0; i < 2; i++) {
+      const oldPid = f.current
       const socket = await connected(port)
       await new Promise((r) => setTimeout(r, 50))
       const from = f.events.length
@@ -89,6 +110,7 @@ describe(`drain() through ${HANDOFFS} hand-offs, with no failed request`, () => 
       expect(response).toMatch(/\r\nconnection: close\r\n/i)
       expect(response.endsWith(`\r\n\r\n${oldPid}`)).toBe(true)
       await handoff
+      expect((await f.waitFor((e) => e.pid === oldPid && e.event === 'drained', 15_000, from)).handedOver).toBeUndefined()
     }
   })
 
