@@ -1,4 +1,5 @@
 import { platformBackend } from '../backend/index.js'
+import { AcceptGate } from './accept-gate.js'
 import { adoptableKeys, loadHandoff, offerConnections, takeConnections } from './connection-handoff.js'
 import type { PacketNetwork, StreamNetwork } from '../core/address.js'
 import { afterReady } from '../core/after-ready.js'
@@ -40,6 +41,8 @@ export class Upgrader {
   private readonly stopController = new AbortController()
   /** Requests that arrived while an upgrade was under way (queue: true). */
   private readonly followUp = new FollowUp<UpgradeResult>()
+  /** In a process handover started: its servers accept nothing before ready(). */
+  private readonly gate?: AcceptGate
   private resolveExit!: () => void
   private readonly exitPromise = new Promise<void>((resolve) => (this.resolveExit = resolve))
   private readonly notifier = new ServiceNotifier()
@@ -63,6 +66,7 @@ export class Upgrader {
     })
     // Connections a previous generation, or the supervisor, hands to this process.
     if (parent?.connections) takeConnections(table, parent.connections)
+    if (parent) this.gate = new AcceptGate(table)
     // A deploy that arrived at the parent while this process started: the parent no longer serves, so this one runs it.
     parent?.onUpgradeRequest(() => {
       this.emit({ type: 'upgrade-requested-by-parent' })
@@ -152,6 +156,7 @@ export class Upgrader {
     if (this.stopped) return Promise.reject(stoppedError())
     this.readyPromise ??= (async () => {
       this.table.closeUnclaimed()
+      if (this.options.readyProbe !== undefined) await this.probe(this.options.readyProbe)
       const { pidFile } = this.options
       if (pidFile !== undefined) await writePidFile(pidFile)
       // stop() while the pid file was written: the parent must not hand
@@ -161,6 +166,8 @@ export class Upgrader {
         throw stoppedError()
       }
       this.isReady = true
+      // From now on this process takes connections, not before (its parent may still serve alone).
+      this.gate?.open()
       releaseStartingSignal()
       if (this.parent) {
         await this.parent.sendReady(this.table.keys(), adoptableKeys(this.table))
@@ -261,6 +268,21 @@ export class Upgrader {
     } catch (err) {
       process.emitWarning(`an onEvent listener threw: ${(err as Error)?.message ?? String(err)}`, { type: 'HandoverWarning' })
     }
+  }
+
+  /**
+   * The ready probe: GET `path` to this process's own servers until they
+   * answer 2xx, each failure told to the parent (whose ready timeout then
+   * fails the upgrade with ERR_NOT_HEALTHY); without a parent, bounded by
+   * this process's readyTimeout.
+   */
+  private async probe(path: string): Promise<void> {
+    const { probeUntilHealthy } = await import('./ready-probe.js')
+    await probeUntilHealthy(this.table, path, {
+      timeout: this.options.readyTimeout,
+      signal: this.stopController.signal,
+      onFailure: (outcome) => this.parent?.reportProbe({ path, ...outcome }),
+    })
   }
 
   /** Resolves when this process should stop serving: a successor is ready, or stop() was called. */

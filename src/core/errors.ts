@@ -24,6 +24,7 @@ export type HandoverErrorCode =
   | 'ERR_BAD_COMMAND'
   | 'ERR_SUPERVISOR'
   | 'ERR_INCOMPATIBLE'
+  | 'ERR_NOT_HEALTHY'
 
 export interface HandoverErrorDetails {
   cause?: unknown

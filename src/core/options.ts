@@ -76,6 +76,10 @@ export const ENV = {
   leaveWindow: 'HANDOVER_LEAVE_WINDOW',
   /** `0`: handover/register's drains close idle connections instead of handing them over (drain()'s handOff). */
   handOff: 'HANDOVER_HAND_OFF',
+  /** A path each new generation's HTTP servers must answer with a 2xx before it is ready (the readyProbe option). */
+  readyProbe: 'HANDOVER_READY_PROBE',
+  /** ms both generations serve after the new one is ready, before the hand-off (the probation option). */
+  probation: 'HANDOVER_PROBATION',
   /** SIGHUP (default) or SIGUSR2: the signal that upgrades; read by a new generation from import on, to ignore it while it starts. */
   upgradeSignal: 'HANDOVER_UPGRADE_SIGNAL',
   /** `0` starts new generations without Node's compile cache. */
@@ -122,6 +126,13 @@ export interface UpgraderOptions {
   compileCache?: boolean
   /** Told what handover does on its own (a queued upgrade...); see UpgraderEvent. */
   onEvent?: (event: UpgraderEvent) => void
+  /**
+   * A path (`/healthz`) that each HTTP server of this process on a socket
+   * from handover must answer with a 2xx before ready() completes: GET over
+   * a private socketpair to this process's own server, retried until the
+   * parent's readyTimeout (or this process's, without a parent). POSIX only.
+   */
+  readyProbe?: string
 }
 
 /** What the Upgrader tells the onEvent option. */
@@ -183,6 +194,7 @@ export interface UpgraderSettings {
   probation: number
   compileCache: boolean
   onEvent?: (event: UpgraderEvent) => void
+  readyProbe?: string
 }
 
 /** Checks every option (ERR_INVALID_OPTION) and fills in the defaults. */
@@ -205,7 +217,16 @@ export function resolveUpgraderOptions(o: UpgraderOptions): UpgraderSettings {
     env: o.env,
     compileCache: booleanOption('compileCache', o.compileCache, true),
     onEvent: functionOption('onEvent', o.onEvent),
+    readyProbe: readyProbePath('readyProbe', o.readyProbe),
   }
+}
+
+/** A ready probe's path: `/` and then printable characters, no space (it goes on a request line as it is). */
+export function readyProbePath(name: string, v: unknown): string | undefined {
+  if (v === undefined) return undefined
+  if (typeof v !== 'string' || !/^\/[\x21-\x7e]{0,1999}$/.test(v)) throw invalidOption(name, v, 'a path such as /healthz (printable, no spaces)')
+  if (process.platform === 'win32') throw invalidOption(name, v, 'left out on Windows, where a process cannot probe its own server privately')
+  return v
 }
 
 /** readyTimeout, or its older name upgradeTimeout; both at once must agree. */
@@ -344,6 +365,10 @@ export interface PreloadSettings {
   leaveWindowSet: boolean
   /** HANDOVER_HAND_OFF (`0` or `1`): drain()'s handOff. Default on. */
   handOff: boolean
+  /** HANDOVER_READY_PROBE: the Upgrader's readyProbe. */
+  readyProbe?: string
+  /** HANDOVER_PROBATION, ms: the Upgrader's probation. Default 0. */
+  probation: number
 }
 
 export function readPreloadSettings(env: NodeJS.ProcessEnv = process.env): PreloadSettings {
@@ -362,6 +387,8 @@ export function readPreloadSettings(env: NodeJS.ProcessEnv = process.env): Prelo
     leaveWindow: env[ENV.leaveWindow] === 'off' ? undefined : ms(ENV.leaveWindow, DEFAULTS.leaveWindow, 0),
     leaveWindowSet: env[ENV.leaveWindow] !== undefined && env[ENV.leaveWindow] !== '',
     handOff: switchText(ENV.handOff, env[ENV.handOff], true),
+    readyProbe: readyProbePath(ENV.readyProbe, env[ENV.readyProbe] || undefined),
+    probation: ms(ENV.probation, DEFAULTS.probation, 0),
   }
 }
 

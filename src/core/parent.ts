@@ -45,6 +45,8 @@ export interface Parent {
    * gone is fine.
    */
   sendReady(keys: string[], adopts?: string[]): Promise<void>
+  /** Protocol 2: tells it the ready probe failed (it is retried): its ready timeout then says why. */
+  reportProbe(outcome: { path: string; status?: number; body?: string; error?: string }): void
   /** Resolves once it has exited, keeping this process alive meanwhile; rejects as the deadline says. */
   waitForExit(deadline: Deadline): Promise<void>
   /** Resolves once it has handed over (or exited), keeping this process alive meanwhile; rejects as the deadline says. */
@@ -188,6 +190,12 @@ class ParentLink implements Parent {
 
   waitForHandOff(deadline: Deadline): Promise<void> {
     return raceDeadline(this.handedOver, deadline).finally(this.channel.hold())
+  }
+
+  reportProbe(outcome: { path: string; status?: number; body?: string; error?: string }): void {
+    if (this.version < 2) return
+    const { path, status, body, error } = outcome
+    void this.channel.send({ type: 'probe', path, status, body, error })
   }
 
   sendReady(keys: string[], adopts?: string[]): Promise<void> {

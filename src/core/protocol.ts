@@ -145,9 +145,22 @@ export interface AdoptedMessage {
   ok: boolean
 }
 
+/**
+ * Protocol 2, a new process to its parent before its ready: its ready probe
+ * failed (and is retried). The parent's ready timeout then fails the
+ * upgrade with ERR_NOT_HEALTHY and the last of these, not a bare timeout.
+ */
+export interface ProbeMessage {
+  type: 'probe'
+  path: string
+  status?: number
+  body?: string
+  error?: string
+}
+
 export type Message =
   | HelloMessage | ReadyMessage | HandedOverMessage | RefusedMessage | DrainMessage | UpgradeRequestMessage | UpgradeResultMessage
-  | ConnectionMessage | AdoptedMessage
+  | ConnectionMessage | AdoptedMessage | ProbeMessage
 
 /** This process's hello to a process it started: the sockets, and the protocol range it speaks. */
 export function helloMessage(sockets: TransferEntry[]): HelloMessage {
@@ -214,6 +227,10 @@ export function validateMessage(value: unknown): Message {
   ) return m
   if (m.type === 'connection' && Number.isInteger(m.id) && typeof m.key === 'string' && m.fd === true) return m
   if (m.type === 'adopted' && Number.isInteger(m.id) && typeof m.ok === 'boolean') return m
+  if (
+    m.type === 'probe' && typeof m.path === 'string' && (m.status === undefined || Number.isInteger(m.status)) &&
+    (m.body === undefined || typeof m.body === 'string') && (m.error === undefined || typeof m.error === 'string')
+  ) return m
   if (m.type === 'handed-over') return m
   if (m.type === 'refused' && typeof m.code === 'string' && typeof m.message === 'string') return m
   if (m.type === 'drain' || m.type === 'upgrade-request') return m

@@ -4,7 +4,8 @@ import { Channel } from './channel.js'
 import { ConnectionPort } from './connection-port.js'
 import { HandoverError } from './errors.js'
 import type { PlatformBackend, SpawnRequest } from './platform.js'
-import { helloMessage, protocolVersions, type Message } from './protocol.js'
+import { notHealthy } from './probe-report.js'
+import { helloMessage, protocolVersions, type Message, type ProbeMessage } from './protocol.js'
 
 export type SuccessorState = 'starting' | 'ready' | 'draining' | 'exited'
 
@@ -54,6 +55,8 @@ export class Successor {
   /** Upgrade requests passed on so far, to number the next. */
   private upgradeRequests = 0
   private onHandshakeMessage = (_m: Message): void => {}
+  /** The last failed ready probe the process reported, if any. */
+  private lastProbe?: ProbeMessage
   private onProtocolError = (_err: unknown): void => {}
 
   private constructor(
@@ -164,6 +167,8 @@ export class Successor {
             this.adopts = message.adopts ?? []
           }
           resolve()
+        } else if (message.type === 'probe') {
+          this.lastProbe = message
         } else if (message.type === 'refused') {
           // Its create() is about to reject: kill it now rather than wait for the app to exit.
           fail(new HandoverError('ERR_INCOMPATIBLE', `${this.name} refused the hand-off: ${message.code}: ${message.message.slice(0, 500)}`, {
@@ -180,7 +185,9 @@ export class Successor {
       this.onProtocolError = fail
       this.channel.on('error', fail)
       timer = setTimeout(() => {
-        fail(new HandoverError('ERR_UPGRADE_TIMEOUT', `${this.name} was not ready within ${readyTimeout} ms`, { pid: this.pid }))
+        // A process whose ready probe kept failing says so: that, not a bare timeout, is why.
+        const probe = this.lastProbe
+        fail(probe ? notHealthy(probe.path, { ...probe, ok: false }, readyTimeout, `${this.name}'s ready probe`) : new HandoverError('ERR_UPGRADE_TIMEOUT', `${this.name} was not ready within ${readyTimeout} ms`, { pid: this.pid }))
       }, readyTimeout)
       onAbort = () => fail(signal?.reason)
       if (signal?.aborted) onAbort()

@@ -109,9 +109,9 @@ export class Preload {
 
   private ensureUpgrader(): Upgrader {
     if (!this.upgrader) {
-      const { pidFile, readyTimeout } = this.settings
+      const { pidFile, readyTimeout, readyProbe, probation } = this.settings
       this.cwd = process.cwd()
-      this.upgrader = Upgrader.forPreload(this.inheritance!, { pidFile, readyTimeout, cwd: this.cwd, onEvent: sayEvent })
+      this.upgrader = Upgrader.forPreload(this.inheritance!, { pidFile, readyTimeout, readyProbe, probation, cwd: this.cwd, onEvent: sayEvent })
       this.signals = new ProcessSignals(this.upgrader, this.settings, (force) => this.retire(force), this.ready, () => this.threads.blocker())
       warnIfClamped(this.settings)
       void this.upgrader.exit().then(() => {
