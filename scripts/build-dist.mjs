@@ -15,7 +15,7 @@
 //   each output holds and what it imports (test/import-graph.test.ts reads
 //   it); it is left out of the package (package.json "files").
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -140,6 +140,8 @@ export async function buildDist() {
     writeFileSync(file.path, file.path.endsWith('.js') ? builtinsWithoutNamespaces(file.text, file.path) : file.contents)
   }
   writeFileSync(join(DIST, 'bundle-meta.json'), `${JSON.stringify(metafile, null, 1)}\n`)
+  // The command runs as a file of its own (a container's CMD, a .bin link), not only through npm's shim.
+  chmodSync(join(DIST, 'bin.js'), 0o755)
 
   // CommonJS: require() of the ESM preload, not a bundle of its own, so the
   // preload and an app that imports 'handover' share one set of modules.

@@ -82,7 +82,8 @@ describe('the docs', () => {
 const SHOWN: Record<string, string[]> = {
   'README.md': ['examples/quick-start/server.mjs', 'examples/quick-start/app.mjs'],
   'docs/api.md': ['examples/quick-start/server.cjs'],
-  'docs/frameworks.md': ['examples/fastify-api/server.mjs'],
+  'docs/frameworks.md': ['examples/fastify-api/server.mjs', 'examples/nestjs/main.mjs'],
+  'docs/deployment.md': ['examples/docker/Dockerfile', 'examples/docker/app.js', 'examples/docker/package.json'],
   'docs/long-lived.md': ['ws', 'socketio', 'sse', 'mqtt', 'grpc'].map((name) => `examples/long-lived/${name}.mjs`),
   'docs/systemd.md': ['examples/systemd/server.js', 'examples/systemd/app.js', ...['notify-reload', 'notify', 'pidfile', 'run'].flatMap((d) =>
     readdirSync(join(ROOT, 'examples/systemd', d)).map((f) => `examples/systemd/${d}/${f}`))],
