@@ -6,7 +6,7 @@ import { HandoverError } from './errors.js'
 import { DEFAULTS } from './options.js'
 import type { OsSocket, PlatformBackend } from './platform.js'
 import {
-  chooseVersion, MAX_HELLO_LINE, MAX_LINE, protocolVersions, type HelloMessage, type Message, type TransferEntry, type UpgradeResultMessage,
+  chooseVersion, isTicketKeys, MAX_HELLO_LINE, MAX_LINE, protocolVersions, type HelloMessage, type Message, type TransferEntry, type UpgradeResultMessage,
 } from './protocol.js'
 
 /**
@@ -22,6 +22,12 @@ export interface Parent {
   readonly sockets: TransferEntry[]
   /** The protocol version chosen from its hello. */
   readonly version: number
+  /**
+   * TLS session-ticket keys (base64) by socket key, from its hello (and, from
+   * the supervisor, with each socket it binds for this process): a TLS
+   * server here on that socket starts with them. Empty from older releases.
+   */
+  readonly ticketKeys: ReadonlyMap<string, string>
   readonly hasExited: boolean
   /** Resolves when it has exited (EOF on the channel). */
   readonly exited: Promise<void>
@@ -124,6 +130,7 @@ async function greet(backend: PlatformBackend, channelFd: number, timeout: numbe
 class ParentLink implements Parent {
   readonly pid: number
   readonly sockets: TransferEntry[]
+  readonly ticketKeys: Map<string, string>
   readonly exited: Promise<void>
   readonly handedOver: Promise<void>
   readonly leave: Promise<void> = new Promise(() => {})
@@ -136,6 +143,7 @@ class ParentLink implements Parent {
   constructor(protected readonly channel: Channel, hello: HelloMessage, readonly version: number) {
     this.pid = hello.parentPid
     this.sockets = hello.sockets
+    this.ticketKeys = new Map(Object.entries(hello.ticketKeys ?? {}))
     if (version >= 2 && channel.carriesSockets) this.connections = new ConnectionPort(channel)
     this.exited = new Promise((resolve) => {
       const done = (): void => {
@@ -265,13 +273,20 @@ class SupervisorParent extends ParentLink {
       const e = err as { syscall?: string; message?: string }
       throw new HandoverError('ERR_SUPERVISOR', `the supervisor did not answer the request for ${spec.network} ${spec.requested}: ${e.syscall ?? ''} ${e.message ?? String(err)}`, { cause: err })
     }
-    let reply: { ok?: boolean; code?: string; message?: string }
+    let reply: { ok?: boolean; code?: string; message?: string; ticketKeys?: unknown }
     try {
       reply = JSON.parse(answer.line) as typeof reply
     } catch {
       reply = { ok: false, code: 'ERR_PROTOCOL', message: `the supervisor answered ${JSON.stringify(answer.line.slice(0, 80))}` }
     }
-    if (reply.ok === true && answer.socket !== undefined) return answer.socket
+    if (reply.ok === true && answer.socket !== undefined) {
+      // The supervisor's TLS session-ticket keys for this socket, the same for every worker.
+      if (reply.ticketKeys === undefined || isTicketKeys(reply.ticketKeys)) {
+        if (reply.ticketKeys !== undefined) this.ticketKeys.set(spec.key, reply.ticketKeys)
+        return answer.socket
+      }
+      reply = { ok: false, code: 'ERR_PROTOCOL', message: `the supervisor sent malformed TLS ticket keys for ${spec.network} ${spec.requested}` }
+    }
     if (answer.socket !== undefined) this.backend.close(answer.socket)
     throw new HandoverError(reply.code ?? 'ERR_PROTOCOL', reply.message ?? 'the supervisor sent no socket')
   }

@@ -56,6 +56,14 @@ export interface HelloMessage {
   versions?: [number, number]
   parentPid: number
   sockets: TransferEntry[]
+  /**
+   * TLS session-ticket keys (48 bytes, base64) by socket key: the new
+   * generation's TLS server on that socket starts with them, so that a
+   * client's session resumes there (http/ticket-keys.ts). Only ever sent
+   * over the channel between the two processes. Older releases ignore it.
+   * Another shape (a future rotation with more keys) needs another field.
+   */
+  ticketKeys?: Record<string, string>
 }
 
 export interface ReadyMessage {
@@ -162,11 +170,22 @@ export type Message =
   | HelloMessage | ReadyMessage | HandedOverMessage | RefusedMessage | DrainMessage | UpgradeRequestMessage | UpgradeResultMessage
   | ConnectionMessage | AdoptedMessage | ProbeMessage
 
-/** This process's hello to a process it started: the sockets, and the protocol range it speaks. */
-export function helloMessage(sockets: TransferEntry[]): HelloMessage {
+/** This process's hello to a process it started: the sockets, the protocol range it speaks, and any TLS ticket keys. */
+export function helloMessage(sockets: TransferEntry[], ticketKeys?: Record<string, string>): HelloMessage {
   const { min, max } = protocolVersions
   // `version` is the lowest: protocol 1 releases read only that field and demand exactly 1.
-  return { type: 'hello', version: min, versions: [min, max], parentPid: process.pid, sockets }
+  const hello: HelloMessage = { type: 'hello', version: min, versions: [min, max], parentPid: process.pid, sockets }
+  if (ticketKeys && Object.keys(ticketKeys).length > 0) hello.ticketKeys = ticketKeys
+  return hello
+}
+
+/** One set of TLS session-ticket keys as the protocol carries it: 48 bytes (Node's only size), base64, unpadded. */
+export function isTicketKeys(v: unknown): v is string {
+  return typeof v === 'string' && /^[A-Za-z0-9+/]{64}$/.test(v)
+}
+
+function isTicketKeyTable(v: unknown): v is Record<string, string> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every(isTicketKeys)
 }
 
 /** The range a hello offers: `versions` when it is well formed, else just `version`. */
@@ -236,7 +255,12 @@ export function validateMessage(value: unknown): Message {
   if (m.type === 'drain' || m.type === 'upgrade-request') return m
   if (m.type === 'upgrade-result' && typeof m.ok === 'boolean') return m
   if (m.type === 'hello') {
-    if (Number.isInteger(m.version) && Number.isInteger(m.parentPid) && Array.isArray(m.sockets) && m.sockets.every(isTransferEntry)) return m
+    if (
+      Number.isInteger(m.version) && Number.isInteger(m.parentPid) && Array.isArray(m.sockets) && m.sockets.every(isTransferEntry) &&
+      (m.ticketKeys === undefined || isTicketKeyTable(m.ticketKeys))
+    ) return m
   }
-  throw new HandoverError('ERR_PROTOCOL', `malformed control message ${JSON.stringify(value).slice(0, 120)}`)
+  // Secrets never reach an error message (which may be logged): a hello's ticket keys are left out.
+  const shown = m.type === 'hello' && 'ticketKeys' in m ? { ...m, ticketKeys: '(not shown)' } : value
+  throw new HandoverError('ERR_PROTOCOL', `malformed control message ${JSON.stringify(shown).slice(0, 120)}`)
 }

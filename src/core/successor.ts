@@ -22,6 +22,8 @@ export interface SpawnSuccessor extends SpawnRequest {
   signal?: AbortSignal
   /** How errors name it: 'the new process' (default) or 'worker'. */
   label?: string
+  /** TLS session-ticket keys by socket key, for its hello: its TLS servers start with them. */
+  ticketKeys?: Record<string, string>
   /** Messages other than ready and refused (a worker's upgrade-request). */
   onMessage?: (message: Message, successor: Successor) => void
 }
@@ -117,7 +119,7 @@ export class Successor {
     }
     const successor = new Successor(child, new Channel(transport), options, requests)
     // `version` is the lowest: a protocol 1 child demands exactly 1 there.
-    void successor.channel.send(helloMessage(transfer))
+    void successor.channel.send(helloMessage(transfer, options.ticketKeys))
     return successor
   }
 

@@ -35,6 +35,39 @@ describe('validateMessage', () => {
   })
 })
 
+describe("the hello's TLS session-ticket keys", () => {
+  const keys = Buffer.alloc(48, 7).toString('base64')
+  const hello = (ticketKeys: unknown): unknown => ({ type: 'hello', version: 1, versions: [1, 2], parentPid: 1, sockets: [], ticketKeys })
+
+  it('helloMessage() carries them only when there are some', () => {
+    expect(helloMessage([])).not.toHaveProperty('ticketKeys')
+    expect(helloMessage([], {})).not.toHaveProperty('ticketKeys')
+    expect(helloMessage([], { 'tcp4 127.0.0.1:443': keys }).ticketKeys).toEqual({ 'tcp4 127.0.0.1:443': keys })
+  })
+
+  it('48 bytes of base64 per socket key are accepted; anything else is ERR_PROTOCOL', () => {
+    for (const good of [{}, { 'tcp :443': keys }, { 'tcp :443': keys, 'unix /run/a.sock': keys }, JSON.parse(`{"__proto__": "${keys}"}`)]) {
+      expect(validateMessage(hello(good))).toEqual(hello(good))
+    }
+    const bad = [
+      null, [], 'keys', [keys], { k: 1 }, { k: null }, { k: Buffer.alloc(47, 7).toString('base64') }, { k: Buffer.alloc(49, 7).toString('base64') },
+      { k: Buffer.alloc(48, 7).toString('hex') }, { k: `${keys}=` }, { k: keys.replace(/.$/, '-') },
+    ]
+    for (const ticketKeys of bad) expect(() => validateMessage(hello(ticketKeys)), JSON.stringify(ticketKeys)).toThrow(protocolError(/malformed/))
+  })
+
+  it('never quotes them in an error', () => {
+    // A hello malformed elsewhere (the pid) with real keys right at the start of the quote.
+    const m = { ticketKeys: { k: keys }, type: 'hello', version: 1, parentPid: 'x', sockets: [] }
+    expect(() => validateMessage(m)).toThrow(protocolError(/malformed control message .*not shown/))
+    try {
+      validateMessage(m)
+    } catch (err) {
+      expect((err as Error).message).not.toContain(keys.slice(0, 8))
+    }
+  })
+})
+
 describe('versions', () => {
   const hello = (version: number, versions?: [number, number]): HelloMessage => ({ type: 'hello', version, versions, parentPid: 1, sockets: [] })
 
