@@ -18,6 +18,7 @@ import type { PlatformBackend } from '../core/platform.js'
 import { removeOwnPidFile, writePidFile } from '../core/pidfile.js'
 import { releaseStartingSignal } from '../core/starting-signal.js'
 import { Successor } from '../core/successor.js'
+import { startWithTicketKeys, ticketKeysToPass } from '../http/ticket-keys.js'
 import type { ControlServer } from '../service/control-socket.js'
 import { ServiceNotifier } from '../service/systemd.js'
 
@@ -67,6 +68,8 @@ export class Upgrader {
     // Connections a previous generation, or the supervisor, hands to this process.
     if (parent?.connections) takeConnections(table, parent.connections)
     if (parent) this.gate = new AcceptGate(table)
+    // TLS servers start with the parent's session-ticket keys for their socket: sessions resume here.
+    if (parent) startWithTicketKeys(table, parent.ticketKeys)
     // A deploy that arrived at the parent while this process started: the parent no longer serves, so this one runs it.
     parent?.onUpgradeRequest(() => {
       this.emit({ type: 'upgrade-requested-by-parent' })
@@ -327,13 +330,16 @@ export class Upgrader {
     const o = this.options
     let child: Successor | undefined
     try {
+      const sockets = this.table.outgoing()
       child = await Successor.spawn({
         backend: this.backend,
         command: o.command,
         args: o.args,
         cwd: o.cwd,
         env: withCompileCache(this.notifier.childEnv(o.env ?? process.env), o.compileCache),
-        sockets: this.table.outgoing(),
+        sockets,
+        // In memory, over the channel only: the TLS servers' session-ticket keys, so that sessions resume on the child.
+        ticketKeys: ticketKeysToPass(this.table, sockets.map((s) => s.key), this.parent?.ticketKeys),
         readyTimeout: o.readyTimeout,
         signal,
       })
