@@ -14,6 +14,7 @@ import { ConnectionRouter } from './connection-router.js'
 import { Generations, type GenerationResult } from './generations.js'
 import { markNodeChild } from './reaper.js'
 import { statusLine, supervisorStatus, type SupervisorStatus } from './status.js'
+import { TicketKeyStore } from './ticket-keys.js'
 import { Worker } from './worker.js'
 
 export type { SupervisorOptions } from '../core/options.js'
@@ -34,6 +35,8 @@ export class Supervisor {
   private readonly generations: Generations
   /** Idle connections of draining workers, to the serving ones. */
   private readonly router = new ConnectionRouter(() => this.generations.slots.map((s) => s.worker))
+  /** TLS session-ticket keys per socket, the same for every worker: sessions resume across workers and generations. */
+  private readonly ticketKeys = new TicketKeyStore()
   /** Every worker not yet exited, whatever its role: stop() reaches each. */
   private readonly live = new Set<Worker>()
   private upgrading?: Promise<GenerationResult>
@@ -162,19 +165,22 @@ export class Supervisor {
 
   private async spawnWorker(generation: number): Promise<Worker> {
     const o = this.options
+    const sockets = this.table.outgoing()
     const worker = await Worker.spawn({
       backend: this.backend,
       command: process.execPath,
       args: [...o.execArgv, '--import', REGISTER, o.script, ...o.args],
       cwd: o.cwd,
       env: withCompileCache(workerEnv(o.env ?? process.env, o)),
-      sockets: this.table.outgoing(),
+      sockets,
+      ticketKeys: this.ticketKeys.forSockets(sockets),
       generation,
       readyTimeout: o.readyTimeout,
       provideSocket: (network, address) => {
         const packet = network.startsWith('udp')
         const listener = this.table.listen(network, address, packet)
-        return { socket: listener.fd as number, key: this.table.keyOf(network, address, packet) }
+        const key = this.table.keyOf(network, address, packet)
+        return { socket: listener.fd as number, key, ticketKeys: this.ticketKeys.for(key, listener.network) }
       },
       onUpgradeRequest: (w, queue) => {
         this.upgrade({ queue }).then(

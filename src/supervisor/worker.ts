@@ -3,18 +3,18 @@ import { HandoverError } from '../core/errors.js'
 import type { OsSocket, PlatformBackend, SpawnRequest } from '../core/platform.js'
 import type { ConnectionPort } from '../core/connection-port.js'
 import type { Message } from '../core/protocol.js'
-import { Successor, type SuccessorExit, type SuccessorState } from '../core/successor.js'
+import { Successor, type SpawnSuccessor, type SuccessorExit, type SuccessorState } from '../core/successor.js'
 
 export type WorkerState = SuccessorState
 
-export interface WorkerSpawn extends Omit<SpawnRequest, 'worker'> {
+export interface WorkerSpawn extends Omit<SpawnRequest, 'worker'>, Pick<SpawnSuccessor, 'ticketKeys'> {
   backend: PlatformBackend
   generation: number
   readyTimeout: number
   /** Aborting it kills a worker that is not ready yet. */
   signal?: AbortSignal
-  /** Binds (or finds) the socket a worker asks for; returns an fd for it that the caller may close, and its key. */
-  provideSocket(network: string, address: string): { socket: OsSocket; key: string }
+  /** Binds (or finds) the socket a worker asks for; returns an fd for it that the caller may close, its key and its TLS ticket keys. */
+  provideSocket(network: string, address: string): { socket: OsSocket; key: string; ticketKeys?: string }
   onUpgradeRequest(worker: Worker, queue: boolean): void
 }
 
@@ -145,7 +145,7 @@ function serveSocketRequests(requests: Socket, options: WorkerSpawn, worker: Wor
         const provided = options.provideSocket(request.network, request.address)
         socket = provided.socket
         worker.requested.add(provided.key)
-        answer = { ok: true }
+        answer = { ok: true, ...(provided.ticketKeys !== undefined && { ticketKeys: provided.ticketKeys }) }
       } catch (err) {
         const e = err as HandoverError
         answer = { ok: false, code: e.code ?? 'ERR_PROTOCOL', message: e.message }
