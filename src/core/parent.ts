@@ -277,7 +277,9 @@ class SupervisorParent extends ParentLink {
     try {
       reply = JSON.parse(answer.line) as typeof reply
     } catch {
-      reply = { ok: false, code: 'ERR_PROTOCOL', message: `the supervisor answered ${JSON.stringify(answer.line.slice(0, 80))}` }
+      // Never a piece of the ticket keys in an error.
+      const shown = answer.line.slice(0, 80).replace(/("ticketKeys":)".*/, '$1(not shown)')
+      reply = { ok: false, code: 'ERR_PROTOCOL', message: `the supervisor answered ${JSON.stringify(shown)}` }
     }
     if (reply.ok === true && answer.socket !== undefined) {
       // The supervisor's TLS session-ticket keys for this socket, the same for every worker.
