@@ -1,7 +1,7 @@
 import { Socket, type Server } from 'node:net'
 import type { SocketTable } from '../core/listeners.js'
 import { notHealthy, type ProbeOutcome } from '../core/probe-report.js'
-import { socketPair } from '../backend/posix-channel.js'
+import type { PlatformBackend } from '../core/platform.js'
 import { isTlsServer } from '../http/connections.js'
 import { serverListeningOn } from '../http/listening.js'
 
@@ -18,11 +18,11 @@ const BODY_KEPT = 200
  * generation's sharing the socket, and needs no port of its own. 2xx from
  * every such server is healthy.
  */
-export async function probeServers(table: SocketTable, path: string): Promise<ProbeOutcome> {
+export async function probeServers(backend: PlatformBackend, table: SocketTable, path: string): Promise<ProbeOutcome> {
   const servers = serversOf(table)
   if (servers.length === 0) return { ok: false, error: 'no HTTP server listens on a socket from handover to probe' }
   for (const server of servers) {
-    const outcome = await probeOne(server, path)
+    const outcome = await probeOne(backend, server, path)
     if (!outcome.ok) return outcome
   }
   return { ok: true }
@@ -30,13 +30,13 @@ export async function probeServers(table: SocketTable, path: string): Promise<Pr
 
 /** Probes until healthy; rejects with ERR_NOT_HEALTHY once `timeout` ms have passed, or the signal aborts. */
 export async function probeUntilHealthy(
-  table: SocketTable, path: string, options: { timeout: number; signal: AbortSignal; interval?: number; onFailure?: (outcome: ProbeOutcome) => void },
+  backend: PlatformBackend, table: SocketTable, path: string, options: { timeout: number; signal: AbortSignal; interval?: number; onFailure?: (outcome: ProbeOutcome) => void },
 ): Promise<void> {
   const started = Date.now()
   let last: ProbeOutcome = { ok: false, error: 'not probed yet' }
   for (;;) {
     if (options.signal.aborted) throw options.signal.reason
-    last = await probeServers(table, path)
+    last = await probeServers(backend, table, path)
     if (last.ok) return
     options.onFailure?.(last)
     if (Date.now() - started >= options.timeout) throw notHealthy(path, last, options.timeout)
@@ -57,10 +57,11 @@ function serversOf(table: SocketTable): Server[] {
   return [...found]
 }
 
-async function probeOne(server: Server, path: string): Promise<ProbeOutcome> {
+async function probeOne(backend: PlatformBackend, server: Server, path: string): Promise<ProbeOutcome> {
   let pair: [number, number]
   try {
-    pair = socketPair()
+    if (!backend.socketPair) return { ok: false, error: 'this platform has no private connection to probe through' }
+    pair = backend.socketPair()
   } catch (err) {
     return { ok: false, error: (err as Error).message }
   }

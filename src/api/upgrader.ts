@@ -1,5 +1,6 @@
 import { platformBackend } from '../backend/index.js'
 import { AcceptGate } from './accept-gate.js'
+import { probeUntilHealthy } from './ready-probe.js'
 import { adoptableKeys, loadHandoff, offerConnections, takeConnections } from './connection-handoff.js'
 import type { PacketNetwork, StreamNetwork } from '../core/address.js'
 import { afterReady } from '../core/after-ready.js'
@@ -280,8 +281,7 @@ export class Upgrader {
    * this process's readyTimeout.
    */
   private async probe(path: string): Promise<void> {
-    const { probeUntilHealthy } = await import('./ready-probe.js')
-    await probeUntilHealthy(this.table, path, {
+    await probeUntilHealthy(this.backend, this.table, path, {
       timeout: this.options.readyTimeout,
       signal: this.stopController.signal,
       onFailure: (outcome) => this.parent?.reportProbe({ path, ...outcome }),

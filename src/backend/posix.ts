@@ -106,6 +106,10 @@ export class PosixBackend implements PlatformBackend {
     return { child, channel, requests, transfer }
   }
 
+  socketPair(): [OsSocket, OsSocket] {
+    return socketPair()
+  }
+
   receive(entry: TransferEntry): OsSocket {
     const fd = entry.fd
     // Bounded so the addon's int32 conversion cannot wrap a huge number onto stdout.

@@ -111,6 +111,12 @@ export interface PlatformBackend {
   /** Child side: opens the channel to the parent that the environment names. */
   openChannel(fd: number): Transport
   /**
+   * A connected pair of stream sockets, both close-on-exec: a private
+   * connection from this process to its own server (the ready probe). POSIX
+   * only (absent on Windows).
+   */
+  socketPair?(): [OsSocket, OsSocket]
+  /**
    * After a hand-off, before exit() resolves: stops this process's servers
    * accepting on the sockets passed on, if the platform needs it done with
    * care (Windows; see win-accepts.ts).

@@ -78,12 +78,17 @@ describe('handover/register', () => {
   it('reads its settings from the environment, with the defaults of the API', () => {
     expect(readPreloadSettings({})).toEqual({
       pidFile: undefined, readyTimeout: DEFAULTS.readyTimeout, drainTimeout: DEFAULTS.drainTimeout, exitGrace: DEFAULTS.exitGrace, upgradeSignal: 'SIGHUP',
-      leaveWindow: DEFAULTS.leaveWindow, leaveWindowSet: false, handOff: true,
+      leaveWindow: DEFAULTS.leaveWindow, leaveWindowSet: false, handOff: true, readyProbe: undefined, probation: 0,
     })
     const s = readPreloadSettings({
       [ENV.pidFile]: '/run/a.pid', [ENV.readyTimeout]: '1500', [ENV.drainTimeout]: '0', [ENV.exitGrace]: '10', [ENV.upgradeSignal]: 'SIGUSR2', [ENV.leaveWindow]: '2000',
     })
-    expect(s).toEqual({ pidFile: '/run/a.pid', readyTimeout: 1500, drainTimeout: 0, exitGrace: 10, upgradeSignal: 'SIGUSR2', leaveWindow: 2000, leaveWindowSet: true, handOff: true })
+    expect(s).toEqual({
+      pidFile: '/run/a.pid', readyTimeout: 1500, drainTimeout: 0, exitGrace: 10, upgradeSignal: 'SIGUSR2', leaveWindow: 2000, leaveWindowSet: true, handOff: true,
+      readyProbe: undefined, probation: 0,
+    })
+    expect(readPreloadSettings({ [ENV.readyProbe]: '/healthz', [ENV.probation]: '2000' })).toMatchObject({ readyProbe: '/healthz', probation: 2000 })
+    expect(() => readPreloadSettings({ [ENV.readyProbe]: 'healthz' })).toThrow(invalid(/^option HANDOVER_READY_PROBE must be a path such as \/healthz/))
     expect(readPreloadSettings({ [ENV.handOff]: '0' }).handOff).toBe(false)
     expect(() => readPreloadSettings({ [ENV.handOff]: 'maybe' })).toThrow(invalid(/^option HANDOVER_HAND_OFF must be 1 or 0/))
     expect(readPreloadSettings({ [ENV.leaveWindow]: 'off' })).toMatchObject({ leaveWindow: undefined, leaveWindowSet: true })
