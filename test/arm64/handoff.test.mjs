@@ -66,7 +66,7 @@ describe(`arm64 (${process.env.ARM64_NODE_VERSION ?? 'node'} under qemu)`, () =>
     const prebuild = join(STAGE, 'prebuilds', 'linux-arm64', 'handover.glibc.node')
     assert.equal(r.path, prebuild)
     assert.deepEqual(r.mapped, [prebuild])
-    assert.deepEqual(r.exports, ['bindInet', 'bindUnix', 'duplicate', 'inspect', 'reapPid', 'requestSocket', 'sdNotify', 'sendSocket', 'setNonBlocking'])
+    assert.deepEqual(r.exports, ['Channel', 'bindInet', 'bindUnix', 'duplicate', 'inspect', 'reapPid', 'requestSocket', 'sdNotify', 'sendSocket', 'setNonBlocking', 'socketPair'])
     assert.deepEqual(r.typeError, {
       name: 'TypeError',
       message: 'bindInet(kind, family, ip, port, v6only, backlog)',
