@@ -55,8 +55,13 @@ interface HttpParser {
 
 /** The C++ ConnectionsList that lib/_http_server.js keeps at server[kConnections]. */
 interface ConnectionsList {
-  /** The parsers that completed a message and have not begun another (last_message_start_ == 0). */
-  idle(): HttpParser[]
+  /**
+   * The parsers that have begun a message and not completed it, or have not
+   * completed a first one (last_message_start_ != 0), less those the
+   * server's request timeout check has just expired (which it destroys, or
+   * hands to the app's 'clientError' listener, whose job that then is).
+   */
+  active(): HttpParser[]
 }
 
 interface Detached {
@@ -193,28 +198,33 @@ export function isDetached(socket: Socket): boolean {
  * The parser completed a message and has not begun another. Node 20 has
  * parser.duration() for this, Node 22 and later do not; the server's
  * ConnectionsList (the C++ list behind closeIdleConnections()) answers it on
- * every version. Its idle() walks all connections, so the answer is kept for
- * the rest of this synchronous step: no byte is parsed before it ends.
+ * every version: such a parser is not among its active() ones. active()
+ * walks only the connections with a request under way (and fresh ones), not
+ * every connection as idle() does: drain() asks again after each response
+ * it hands over, so with idle() a drain of N idle connections and R
+ * requests cost N x R steps, and blocked the old process's loop for seconds
+ * (keepalive-10k.test.ts). The answer is kept for the rest of this
+ * synchronous step: no byte is parsed before it ends.
  */
 function betweenMessages(server: Server, parser: HttpParser): boolean {
   const list = connectionsList(server)
   if (!list) return false
-  let idle = idleNow.get(list)
-  if (!idle) {
-    idle = new Set(list.idle())
-    idleNow.set(list, idle)
+  let active = activeNow.get(list)
+  if (!active) {
+    active = new Set(list.active())
+    activeNow.set(list, active)
     if (!clearing) {
       clearing = true
       queueMicrotask(() => {
-        idleNow = new WeakMap()
+        activeNow = new WeakMap()
         clearing = false
       })
     }
   }
-  return idle.has(parser)
+  return !active.has(parser)
 }
 
-let idleNow = new WeakMap<ConnectionsList, Set<HttpParser>>()
+let activeNow = new WeakMap<ConnectionsList, Set<HttpParser>>()
 let clearing = false
 
 /** server[kConnections]: a symbol lib/_http_server.js does not export, found by its description. */
@@ -222,7 +232,7 @@ function connectionsList(server: Server): ConnectionsList | undefined {
   for (const symbol of Object.getOwnPropertySymbols(server)) {
     if (symbol.description !== 'http.server.connections') continue
     const list = (server as unknown as Record<symbol, Partial<ConnectionsList> | undefined>)[symbol]
-    return typeof list?.idle === 'function' ? (list as ConnectionsList) : undefined
+    return typeof list?.active === 'function' ? (list as ConnectionsList) : undefined
   }
   return undefined
 }
