@@ -49,6 +49,8 @@ interface HttpParser {
   socket?: unknown
   /** Set by connectionListenerInternal when the parser reads the handle in C++ (parser.consume). */
   _consumed?: boolean
+  /** lib/_http_server.js's parserOnIncoming, bound to this connection: called with each request's headers. */
+  onIncoming?: ((...args: unknown[]) => unknown) | null
   consume(handle: unknown): void
   unconsume(): void
 }
@@ -307,8 +309,36 @@ export function adoptConnection(server: HttpServer, fd: number): Socket | undefi
   // connectionListener gives it a parser, consumes the handle, and the
   // request waiting in the kernel is read in the next poll phase.
   server.emit('connection', socket)
+  keepAliveUntilRequest(server, socket)
   // drain() learns of accepted sockets from the net.server.socket channel,
   // which only an accept publishes.
   connectionsOf(server).accept(socket)
   return socket
+}
+
+/**
+ * An idle keep-alive connection is closed after the server's keepAliveTimeout
+ * (plus keepAliveTimeoutBuffer): Node arms that timer when a response
+ * finishes (resOnFinish), and disarms it when the next request begins
+ * (resetSocketTimeout). An adopted connection is between requests but has
+ * had no response here, so nothing armed it: it would stay open until the
+ * server's headersTimeout treats it as a fresh connection that never sent a
+ * request (a 408, or the app's 'clientError'). So it is armed here, and
+ * disarmed at its next request, which Node's own reset would not do (its
+ * flag for it lives in a closure), or the timer would cut a slow request.
+ * Where headersTimeout is shorter than keepAliveTimeout, that check still
+ * comes first for an adopted connection, as for a fresh one.
+ */
+function keepAliveUntilRequest(server: HttpServer, socket: HttpSocket): void {
+  const parser = socket.parser
+  const onIncoming = parser?.onIncoming
+  if (!server.keepAliveTimeout || !parser || typeof onIncoming !== 'function' || socket.destroyed) return
+  // Node 22 and later read server.keepAliveTimeoutBuffer; Node 20 adds a fixed 1000 ms.
+  const buffer = (server as HttpServer & { keepAliveTimeoutBuffer?: number }).keepAliveTimeoutBuffer
+  socket.setTimeout(server.keepAliveTimeout + (Number.isFinite(buffer) && (buffer as number) >= 0 ? (buffer as number) : 1_000))
+  parser.onIncoming = function (this: unknown, ...args: unknown[]): unknown {
+    parser.onIncoming = onIncoming
+    socket.setTimeout(server.timeout || 0)
+    return onIncoming.apply(this, args)
+  }
 }

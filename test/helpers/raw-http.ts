@@ -52,10 +52,15 @@ export class RawConnection {
     })
   }
 
+  /** Bytes that arrived and no response() took: a response nobody asked for, say. */
+  get unread(): string {
+    return this.buffer
+  }
+
   /** A whole GET on this connection; resolves with the answering pid. */
-  async get(): Promise<number> {
+  async get(path = '/'): Promise<number> {
     const answer = this.response()
-    await this.write(REQUEST)
+    await this.write(path === '/' ? REQUEST : REQUEST.replace('GET / ', `GET ${path} `))
     const { status, body } = await answer
     if (status !== 200) throw new Error(`status ${status}`)
     return Number(body)
