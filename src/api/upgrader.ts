@@ -183,8 +183,11 @@ export class Upgrader {
       this.control?.serve(this, this.exitPromise)
       // Off the critical path (the parent, if any, is handing over by now).
       setImmediate(afterReady)
-      // What adopting the parent's connections needs, before they come.
-      if (this.parent?.connections) setImmediate(() => void loadHandoff().catch(() => {}))
+      // What moving connections needs (adopting the parent's, handing this
+      // process's own over at its drain), loaded before either comes: a
+      // drain that had to load it first would let the loop turn, and read,
+      // before its first hand-off.
+      setImmediate(() => void loadHandoff().catch(() => {}))
     })().catch((err: unknown) => {
       // Not ready after all: a later call may try again.
       this.readyPromise = undefined
