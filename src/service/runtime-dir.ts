@@ -14,11 +14,11 @@ import { lstatSync, mkdirSync, readdirSync, statSync, type Stats } from 'node:fs
 import { tmpdir } from 'node:os'
 import { basename, dirname, extname, isAbsolute, join } from 'node:path'
 import { HandoverError } from '../core/errors.js'
-import { checkName, NAME_MAX, nameProblem } from './ops-options.js'
+import { checkName, NAME_MAX, nameProblem } from '../core/options.js'
 
 const SUFFIX = '.sock'
 
-export { checkName, nameProblem, NAME_MAX } from './ops-options.js'
+export { checkName, nameProblem, NAME_MAX } from '../core/options.js'
 
 export interface RuntimeDirOptions {
   env?: NodeJS.ProcessEnv
