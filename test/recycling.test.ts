@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { freePort, loadLoop } from './helpers/clients.mjs'
 import { nodeKeepAliveLoop } from './helpers/http-clients.js'
-import { scrape, statusOf } from './helpers/ops.js'
+import { handover, scrape, statusOf } from './helpers/ops.js'
 import { isAlive, sleep, waitUntil } from './helpers/processes.mjs'
 import { killSupervised, Supervised, type Status } from './helpers/supervisor.js'
 
@@ -55,6 +55,7 @@ describe('--max-rss', () => {
 
     const slot = after.workers.find((w) => w.slot === leaky.slot && w.state === 'ready')!
     expect(slot).toMatchObject({ generation: 1, restarts: 1, restartReason: 'max-rss' })
+    expect((await handover(['status'])).stdout).toMatch(new RegExp(`^\\s*${slot.pid}\\s+1\\s+ready\\s+\\S+\\s+1 \\(max-rss\\)\\s`, 'm'))
     expect(slot.rss).toBeLessThan(200 * 2 ** 20)
     // One worker at a time: the other was never touched.
     expect(after.workers.find((w) => w.slot === other.slot)).toMatchObject({ pid: other.pid, restarts: 0 })
