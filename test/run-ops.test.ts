@@ -195,6 +195,20 @@ describe('status, metrics and probes', () => {
     expect(await s.exited()).toEqual({ code: 0, signal: null })
     await expect(get({ port: probes }, '/readyz', 2_000)).rejects.toThrow()
   })
+
+  it('a second SIGTERM during --shutdown-delay cuts it short and kills the workers', async () => {
+    const [port, probes] = await Promise.all([freePort(), freePort()])
+    const s = await Supervised.start(['-w', '2', '--probes', `127.0.0.1:${probes}`, '--shutdown-delay', '60000'], 'ops.mjs', { PORT: String(port) })
+    const workers = (await statusOf()).workers.map((w) => w.pid)
+    process.kill(s.pid, 'SIGTERM')
+    await s.waitForLine(/^handover: SIGTERM: stopping in 60000 ms/)
+    expect((await get({ port: probes }, '/readyz')).status).toBe(503)
+    process.kill(s.pid, 'SIGTERM')
+    await s.waitForLine(/^handover: SIGTERM again: killing the workers$/)
+    expect(await s.exited()).toEqual({ code: 0, signal: null })
+    expect(workers.filter(isAlive)).toEqual([])
+    await s.waitForLine(/"?worker \d+ was killed \d+ ms into its drain|^handover: stopped$/)
+  })
 })
 
 describe('logs and Node flags', () => {

@@ -32,6 +32,7 @@ export class WorkerMonitor {
   private readonly timer: NodeJS.Timeout
   private readonly tick: number
   private lastSample = Number.NEGATIVE_INFINITY
+  private lastRun = performance.now()
 
   constructor(private readonly o: MonitorOptions) {
     // With a watchdog, pings go out at least 4 times per watchdog period, so
@@ -54,9 +55,14 @@ export class WorkerMonitor {
   private run(): void {
     const now = performance.now()
     const { generations, watchdog } = this.o
+    // This process's own loop was held (synchronous work, a paused VM): the
+    // workers' pongs may be waiting unread, and timers run before I/O in a
+    // turn of the loop. Judge at the next tick, once they are read.
+    const stalled = now - this.lastRun > 2 * this.tick
+    this.lastRun = now
     for (const slot of generations.slots) {
       const waited = slot.worker.heartbeat(now)
-      if (watchdog !== undefined && waited > watchdog) slot.killUnresponsive(waited)
+      if (watchdog !== undefined && waited > watchdog && !stalled) slot.killUnresponsive(waited)
     }
     // Half a tick early rather than a whole tick late.
     if (now - this.lastSample >= this.o.sampleInterval - this.tick / 2) {
