@@ -45,7 +45,8 @@ const portOf = (name: string | number): number => (typeof name === 'number' ? na
 describe('docs/kubernetes.md', () => {
   it('the Deployment is consistent: the probes on the --probes port, the grace period covering the delay and the drain, the delay covering readiness', () => {
     expect(deployment.kind).toBe('Deployment')
-    expect(container.command.slice(0, 4)).toEqual(['npx', 'handover', 'run', '-w'])
+    // handover itself as PID 1: npx would not pass SIGTERM on.
+    expect(container.command.slice(0, 3)).toEqual(['node_modules/.bin/handover', 'run', '-w'])
     expect(container.readinessProbe.httpGet.path).toBe('/readyz')
     expect(container.livenessProbe.httpGet.path).toBe('/livez')
     const probes = Number(flag('probes')!.split(':').pop())
@@ -61,8 +62,8 @@ describe('docs/kubernetes.md', () => {
 
   it("its container command, run: probes and metrics answer, an in-pod upgrade keeps /readyz at 200, SIGTERM fails it while the app answers, and the exit comes within the grace period", async () => {
     const [app, probes, metrics] = await Promise.all([freePort(), freePort(), freePort()])
-    // `npx handover run` is the built CLI here; ports on loopback; the test app for server.js.
-    const args = container.command.slice(3, -1).map((a) => (a === ':8081' ? `127.0.0.1:${probes}` : a === ':9090' ? `127.0.0.1:${metrics}` : a))
+    // node_modules/.bin/handover is the built CLI here; ports on loopback; the test app for server.js.
+    const args = container.command.slice(2, -1).map((a) => (a === ':8081' ? `127.0.0.1:${probes}` : a === ':9090' ? `127.0.0.1:${metrics}` : a))
     expect(args).toContain(`127.0.0.1:${probes}`)
     const s = await Supervised.start(args, 'ops.mjs', { PORT: String(app) })
     expect((await get({ port: probes }, '/livez')).status).toBe(200)
