@@ -179,3 +179,22 @@ export function choiceText<T extends string>(name: string, text: string, choices
   if (!(choices as readonly string[]).includes(text)) throw new HandoverError('ERR_INVALID_OPTION', `invalid ${name} ${JSON.stringify(text.slice(0, 100))}: ${choices.join(' or ')}`)
   return text as T
 }
+
+/** Longest service name: with its directory, a socket path must fit 108 bytes. */
+export const NAME_MAX = 64
+
+/** Why `name` is not a service name (`handover run --name`, `handover status NAME`), or undefined if it is one. */
+export function nameProblem(name: string): string | undefined {
+  if (name === '') return 'it is empty'
+  if (name.length > NAME_MAX) return `it is longer than ${NAME_MAX} characters`
+  if (name.includes('/') || name.includes('\\')) return 'it holds a slash'
+  if (/^\.+$/.test(name)) return 'it is only dots'
+  if (!/^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(name)) return 'use letters, digits, ".", "_" and "-", starting with a letter, a digit or "_"'
+  return undefined
+}
+
+export function checkName(name: string, option = 'name'): string {
+  const problem = nameProblem(name)
+  if (problem !== undefined) throw new HandoverError('ERR_INVALID_OPTION', `invalid ${option} ${JSON.stringify(name.slice(0, 100))}: ${problem}`)
+  return name
+}

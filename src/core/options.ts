@@ -1,8 +1,7 @@
 import { resolve } from 'node:path'
-import { HandoverError } from './errors.js'
 import {
-  booleanOption, checkObject, checkSignal, checkStrings, fileMode, functionOption, hostPortOption, integerOption, invalidOption, MAX_TIMEOUT, msOption,
-  msText, nonEmptyString, sizeOption, type HostPort,
+  booleanOption, checkName, checkObject, checkSignal, checkStrings, fileMode, functionOption, hostPortOption, integerOption, invalidOption, MAX_TIMEOUT,
+  msOption, msText, nonEmptyString, sizeOption, type HostPort,
 } from './option-values.js'
 
 /**
@@ -12,7 +11,7 @@ import {
  */
 
 // The value checks, for code that reads option values itself (the CLI, the control socket).
-export { choiceText, hostPortText, MAX_TIMEOUT, msText, parseMs, sizeText, wordsText, type HostPort } from './option-values.js'
+export { checkName, choiceText, hostPortText, MAX_TIMEOUT, msText, NAME_MAX, nameProblem, parseMs, sizeText, wordsText, type HostPort } from './option-values.js'
 
 /** Every default. */
 export const DEFAULTS = {
@@ -549,25 +548,6 @@ export function resolveSupervisorOptions(o: SupervisorOptions, cpus: () => numbe
     onEvent: functionOption('onEvent', o.onEvent),
     log: functionOption('log', o.log),
   }
-}
-
-/** Longest service name: with its directory, a socket path must fit 108 bytes. */
-export const NAME_MAX = 64
-
-/** Why `name` is not a service name (--name, `handover status NAME`), or undefined if it is one. */
-export function nameProblem(name: string): string | undefined {
-  if (name === '') return 'it is empty'
-  if (name.length > NAME_MAX) return `it is longer than ${NAME_MAX} characters`
-  if (name.includes('/') || name.includes('\\')) return 'it holds a slash'
-  if (/^\.+$/.test(name)) return 'it is only dots'
-  if (!/^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(name)) return 'use letters, digits, ".", "_" and "-", starting with a letter, a digit or "_"'
-  return undefined
-}
-
-export function checkName(name: string, option = 'name'): string {
-  const problem = nameProblem(name)
-  if (problem !== undefined) throw new HandoverError('ERR_INVALID_OPTION', `invalid ${option} ${JSON.stringify(name.slice(0, 100))}: ${problem}`)
-  return name
 }
 
 /**
