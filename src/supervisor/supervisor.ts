@@ -279,9 +279,10 @@ export class Supervisor {
       const forced = exit.signal === 'SIGKILL'
       this.metrics.recordDrain(ms / 1000, forced ? 'forced' : 'graceful')
       this.events.emit(events.workerDrained(worker, ms, forced))
-      // Issue 18 (the connection hand-off): when a draining worker reports
-      // the connections it handed over and closed, record them here with
-      // this.metrics.addConnectionsHandedOver(n) and addConnectionsClosed(n).
+      // Issue 18 (the connection hand-off) hook: each connection the
+      // ConnectionRouter passes on and a new worker adopts (its route()
+      // resolving true) is this.metrics.addConnectionsHandedOver(1); when a
+      // draining worker reports what its drain closed, addConnectionsClosed(n).
     })
     // Stopped while it started: stop() has already looked at the live workers.
     if (this.stopping) worker.kill()
