@@ -9,6 +9,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // Rebuilds dist/ (and the addon) when older than their sources: fixtures run the build.
     globalSetup: ['test/helpers/build-guard.ts'],
+    // A private XDG_RUNTIME_DIR per test file, for the control sockets handover run always opens.
+    setupFiles: ['test/helpers/runtime-dir-setup.ts'],
     // Tests send real signals and spawn servers; worker threads would share
     // the runner's process and its signal handlers.
     pool: 'forks',

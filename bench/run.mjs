@@ -184,7 +184,7 @@ function roundRatios(runs) {
     if (id === 'a' || !runs.a) continue
     out[`${id}/a`] = { rps: sideBySide(runs[id], runs.a, rps), rss: sideBySide(runs[id], runs.a, (r) => r.rssKiB.median) }
   }
-  for (const [x, y] of [['f', 'i'], ['c', 'e'], ['g', 'e']]) {
+  for (const [x, y] of [['f', 'i'], ['c', 'e'], ['g', 'e'], ['m', 'f']]) {
     if (runs[x] && runs[y]) out[`${x}/${y}`] = { rps: sideBySide(runs[x], runs[y], rps) }
   }
   return out

@@ -1,4 +1,4 @@
-// Scenarios f, g, h and the supervisor soak: `handover run` with BENCH_WORKERS
+// Scenarios f, g, h, m and the supervisor soak: `handover run` with BENCH_WORKERS
 // (2) workers running worker.mjs, started through the programmatic
 // Supervisor.start(), the code the CLI runs. Its pid is stable: SIGHUP to it
 // starts a new generation (all workers at once, the old ones drain once every
@@ -16,10 +16,14 @@ limitLifetime()
 const { Supervisor } = await import('../dist/supervisor/supervisor.js')
 const workers = Number(process.env.BENCH_WORKERS || 2)
 
+// Scenario m: the metrics and probes servers on (their ports chosen by the driver, which scrapes them).
+const port = (name) => (process.env[name] ? { host: '127.0.0.1', port: Number(process.env[name]) } : undefined)
 const supervisor = await Supervisor.start({
   script: new URL('./worker.mjs', import.meta.url).pathname,
   workers,
   pidFile: process.env.BENCH_PID_FILE,
+  metrics: port('BENCH_METRICS_PORT'),
+  probes: port('BENCH_PROBES_PORT'),
 })
 const pidsOf = (generation) => supervisor.status().workers.filter((w) => w.generation === generation).map((w) => w.pid)
 let generation = supervisor.status().generation

@@ -95,8 +95,8 @@ describe('the import graph of the built entry points', () => {
     expect(builtins.filter((b) => ['tls', 'http2', 'https', 'cluster', 'dns', 'crypto', 'child_process'].includes(b))).toEqual([])
   })
 
-  it('the backends, the control socket and the run command stay out of every entry point, loaded by import() when needed', () => {
-    const lazy = ['backend/posix', 'backend/win', 'service/control-socket', 'service/cli', 'supervisor/run-command']
+  it('the backends, the control socket, the run command, the metrics and the probes stay out of every entry point, loaded by import() when needed', () => {
+    const lazy = ['backend/posix', 'backend/win', 'service/control-socket', 'service/cli', 'supervisor/run-command', 'service/metrics', 'service/probes']
     for (const entry of ['index.js', 'preload/register.js', 'supervisor/supervisor.js', 'bin.js']) {
       const { sources } = staticGraph(entry)
       expect(lazy.filter((module) => sources.includes(`${module}.ts`)), entry).toEqual([])
@@ -106,6 +106,16 @@ describe('the import graph of the built entry points', () => {
       expect(meta.outputs[`dist/${module}.js`].inputs, module).toHaveProperty(`src/${module}.ts`)
       expect(js.some((o) => meta.outputs[o].imports.some((i) => i.path === `dist/${module}.js` && i.kind === 'dynamic-import')), module).toBe(true)
     }
+  })
+
+  it('handover run without --metrics loads neither prom-client nor node:http', () => {
+    const { builtins } = staticGraph('supervisor/supervisor.js')
+    expect(builtins.filter((b) => ['http', 'https', 'http2'].includes(b))).toEqual([])
+    const packages = (entry: string): string[] => [...new Set(meta.outputs[`dist/${entry}`].imports.filter((i) => i.kind === 'import-statement' && i.external && !i.path.startsWith('node:')).map((i) => i.path))]
+    expect(packages('supervisor/supervisor.js')).not.toContain('prom-client')
+    expect(packages('service/metrics.js')).toEqual([])
+    // prom-client comes with import() from the metrics module alone.
+    expect(js.filter((o) => meta.outputs[o].imports.some((i) => i.path === 'prom-client'))).toEqual(['dist/service/metrics.js'])
   })
 
   it('handover/register adds only the preload itself', () => {

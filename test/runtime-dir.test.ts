@@ -2,13 +2,13 @@
 // files, with the hostile cases: a planted symlink, a directory of another
 // user, a mode that lets others in. And `handover status|upgrade [name]`
 // finding a real server there without --socket.
-import { execFile } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
 import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { checkName, defaultName, ensureRuntimeDir, findSocket, listNames, runtimeDir, socketPathFor } from '../src/service/runtime-dir.js'
+import { checkName, defaultName, ensureRuntimeDir, findLiveSocket, findSocket, listNames, runtimeDir, socketAnswers, socketPathFor } from '../src/service/runtime-dir.js'
 import { CLI } from './helpers/control.js'
 import { Fixture, killAllFixtures } from './helpers/fixture.mjs'
 
@@ -28,7 +28,8 @@ function session(): NodeJS.ProcessEnv {
 }
 
 async function listen(path: string): Promise<void> {
-  const server = net.createServer((s) => s.end('{"ok":true,"pid":1}\n'))
+  // A client may go before the answer (findLiveSocket's probe connects and leaves).
+  const server = net.createServer((s) => s.on('error', () => {}).end('{"ok":true,"pid":1}\n'))
   servers.push(server)
   await new Promise<void>((resolve) => server.listen(path, resolve))
 }
@@ -147,6 +148,26 @@ describe('finding a server', () => {
     expect(findSocket('web', { env })).toBe(join(dir, 'web.sock'))
     expect(() => findSocket('worker', { env })).toThrow(expect.objectContaining({ code: 'ERR_NO_SERVER', message: expect.stringMatching(/there: api, web/) }))
     expect(() => findSocket('../web', { env })).toThrow(is('ERR_INVALID_OPTION'))
+  })
+
+  it('without a name, sockets left by servers that are no longer running do not count', async () => {
+    const env = session()
+    const dir = ensureRuntimeDir({ env })
+    // A socket file nobody listens on, as a SIGKILLed server leaves it.
+    execFileSync('python3', ['-c', 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', join(dir, 'dead.sock')])
+    expect(lstatSync(join(dir, 'dead.sock')).isSocket()).toBe(true)
+    expect(await socketAnswers(join(dir, 'dead.sock'))).toBe(false)
+    // One stale socket alone is returned: the connection then says the server is not running.
+    expect(await findLiveSocket(undefined, { env })).toBe(join(dir, 'dead.sock'))
+    await listen(join(dir, 'api.sock'))
+    expect(await socketAnswers(join(dir, 'api.sock'))).toBe(true)
+    expect(() => findSocket(undefined, { env })).toThrow(is('ERR_AMBIGUOUS_SERVER'))
+    expect(await findLiveSocket(undefined, { env })).toBe(join(dir, 'api.sock'))
+    await listen(join(dir, 'web.sock'))
+    await expect(findLiveSocket(undefined, { env })).rejects.toThrow(expect.objectContaining({
+      code: 'ERR_AMBIGUOUS_SERVER', message: expect.stringMatching(/\(api, web\): name one, e\.g\. handover status api; dead is a socket left by servers that are not running$/),
+    }))
+    expect(await findLiveSocket('dead', { env })).toBe(join(dir, 'dead.sock'))
   })
 
   it('handover status and upgrade [name] reach a real server there without --socket', async () => {

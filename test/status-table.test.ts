@@ -31,13 +31,15 @@ describe('the status table', () => {
       workers: [
         { pid: 4211, generation: 3, state: 'ready', startedAt: ago(7_530_000), restarts: 0, rss: 64_172_032, cpu: 3.46, requests: 10423 },
         { pid: 42120, generation: 3, state: 'ready', startedAt: ago(7_530_000), restarts: 1, rss: 61_800_000, cpu: 2.9, requests: 9876 },
+        { pid: 42121, generation: 3, state: 'ready', startedAt: ago(7_530_000), restarts: 2, restartReason: 'max-rss', rss: 61_800_000, cpu: 2.9, requests: 9876 },
       ],
     }, NOW)
     expect(text).toBe([
-      'supervisor pid 4100, generation 3, 2 workers',
-      '  PID  GEN  STATE  UPTIME  RESTARTS    RSS  CPU%  REQUESTS',
-      ' 4211    3  ready   2h05m         0  61.2M   3.5     10423',
-      '42120    3  ready   2h05m         1  58.9M   2.9      9876',
+      'supervisor pid 4100, generation 3, 3 workers',
+      '  PID  GEN  STATE  UPTIME     RESTARTS    RSS  CPU%  REQUESTS',
+      ' 4211    3  ready   2h05m            0  61.2M   3.5     10423',
+      '42120    3  ready   2h05m            1  58.9M   2.9      9876',
+      '42121    3  ready   2h05m  2 (max-rss)  58.9M   2.9      9876',
       '',
     ].join('\n'))
   })

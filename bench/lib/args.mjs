@@ -1,8 +1,9 @@
 // Command-line options of `npm run bench`. Every figure the run prints
 // depends on these, so they are written into the results JSON as given.
-const SCENARIOS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l']
+// m runs right after f, its peer without --metrics and --probes, so the two see the same minute.
+const SCENARIOS = ['a', 'b', 'c', 'd', 'e', 'f', 'm', 'g', 'h', 'i', 'j', 'k', 'l']
 // Run --runs times (default 3), interleaved: round 1 runs each of them once, then round 2...
-export const REPEATED = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']
+export const REPEATED = ['a', 'b', 'c', 'd', 'e', 'f', 'm', 'g', 'h', 'i']
 const MODES = ['api', 'preload', 'run']
 const HAND_OFF = ['on', 'off']
 
@@ -13,7 +14,7 @@ const DEFAULTS = {
   upgrades: 8, // per scenario c, d, e, g, h
   interval: 3, // seconds between upgrades (at 2 s, a busy 2-core VM could not finish a rolling restart in time)
   warmup: 2, // seconds of load before each measurement, not counted
-  runs: undefined, // rounds: default 3 for a to i (REPEATED), 1 for k and l; j runs once (--floor-runs)
+  runs: undefined, // rounds: default 3 for a to i and m (REPEATED), 1 for k and l; j runs once (--floor-runs)
   floorRuns: 10, // also the runs of each of j's measurements
   nginxUpgrades: 20, // upgrades per mode and hand-off setting in l
   modes: MODES.join(','), // k and l: api, preload, run
@@ -49,7 +50,8 @@ const USAGE = `usage: npm run bench -- [options]
                       h its Connection: close upgrades, i cluster 2 workers steady,
                       j an express app: cold start against an upgrade, no load,
                       k a proxy-like keep-alive pool through upgrades in each mode,
-                      l nginx in front of each mode, 502s over its upgrades)
+                      l nginx in front of each mode, 502s over its upgrades,
+                      m f with --metrics and --probes on, scraped every second)
   --modes api,preload,run   k and l: which products (default all three)
   --hand-off on,off   k and l: with connection hand-off, without, or both (default)
   --nginx-upgrades N  upgrades per mode and hand-off setting in l (default ${DEFAULTS.nginxUpgrades})

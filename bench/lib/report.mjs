@@ -106,7 +106,16 @@ export function checks(results) {
     add(`${s.id}: failed requests`, String(s.load.failed), '0', s.load.failed === 0)
     add(`${s.id}: upgrades that succeeded`, `${s.upgrades.ok}/${s.upgrades.expected}`, 'all', s.upgrades.ok === s.upgrades.expected)
   }
-  const { e, f, g, h, i } = results.scenarios
+  const { e, f, g, h, i, m } = results.scenarios
+  // Issue 21: the supervisor's metrics and probes servers, scraped every second, against f without them.
+  if (m && f) {
+    const ratio = roundRatio(results, 'm/f', m, f)
+    add('steady req/s, --metrics and --probes on/off (m/f)', ratio.text, '>= 0.98', ratio.value >= 0.98)
+  }
+  if (m?.scrapes) {
+    const { metrics, probes } = m.scrapes
+    add('m: scrapes of /metrics, /readyz and /livez that failed', `${metrics.failed + probes.failed} of ${metrics.ok + metrics.failed + probes.ok + probes.failed}`, '0', metrics.failed + probes.failed === 0)
+  }
   // f's peer is i, the cluster without restarts; e restarts its workers, so f/e is only a hint.
   if (f && i) {
     const ratio = roundRatio(results, 'f/i', f, i)

@@ -60,6 +60,10 @@ export function combineRuns(runs) {
       mainIs: first.rssSplitKiB.mainIs,
     },
     workerShares: first.workerShares && shares(runs.map((r) => r.workerShares)),
+    // m: the scrapes of its metrics and probes servers, counted over the runs.
+    scrapes: first.scrapes && Object.fromEntries(['metrics', 'probes'].map((k) => [k, {
+      ok: sum(runs.map((r) => r.scrapes[k].ok)), failed: sum(runs.map((r) => r.scrapes[k].failed)), bytes: sum(runs.map((r) => r.scrapes[k].bytes)),
+    }])),
     perRun: runs.map(perRunFigures),
     // The chart is drawn from the run whose req/s is the median one.
     chartRun: medianRun(runs) + 1,

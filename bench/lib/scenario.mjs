@@ -2,9 +2,10 @@
 // duration while sampling RSS and (c, d, e, g, h) sending SIGHUP at fixed
 // times; wait for every old process to be gone, stop the server, summarize,
 // and gather its timeline (lib/timeline.mjs) for the chart.
+import http from 'node:http'
 import { startLoad } from './load.mjs'
 import { BenchServer } from './launch.mjs'
-import { sleep, waitFor } from './proc.mjs'
+import { freePort, sleep, waitFor } from './proc.mjs'
 import { upgradeOnce } from './upgrade.mjs'
 import { max, median } from './stats.mjs'
 import { servedCounts, timelineDir, timelineOf } from './timeline.mjs'
@@ -27,6 +28,26 @@ export const SCENARIOS = {
   // f's peer: e without its restarts. Its workers' shares come from their
   // timeline samples (cluster.mjs's workers are plain http servers).
   i: { title: 'cluster 2 workers, steady', script: 'cluster.mjs', workers: 2, sharesFromSamples: true },
+  // f with the supervisor's --metrics and --probes servers on, each scraped
+  // every second (/metrics, /readyz, /livez) as a Prometheus and a kubelet
+  // would, much more often: what they cost is m/f (issue 21: >= 0.98).
+  m: { title: 'handover run 2 workers, steady, --metrics and --probes scraped every second', script: 'supervised.mjs', workers: 2, supervisor: true, ops: true },
+}
+
+/** GETs every path on `port` once a second until stopped; counts answers and failures. */
+function scrapeEverySecond(port, paths) {
+  const counts = { ok: 0, failed: 0, bytes: 0 }
+  const timer = setInterval(() => {
+    for (const path of paths) {
+      const req = http.get({ host: '127.0.0.1', port, path, agent: false, timeout: 2_000 }, (res) => {
+        res.on('data', (chunk) => (counts.bytes += chunk.length))
+        res.on('end', () => (res.statusCode === 200 ? counts.ok++ : counts.failed++))
+      })
+      req.on('timeout', () => req.destroy(new Error('timeout')))
+      req.on('error', () => counts.failed++)
+    }
+  }, 1_000)
+  return { counts, stop: () => clearInterval(timer) }
 }
 
 // A generation with fewer requests than this is too small to judge its split.
@@ -40,7 +61,9 @@ export async function runScenario(id, { tool, options: o, dir, log, node, date }
   let loadEnded
   const name = `${id}-r${round}`
   const samples = timelineDir(dir, name)
+  const ops = spec.ops ? { metrics: await freePort(), probes: await freePort() } : undefined
   const server = await BenchServer.start(name, spec.script, dir, {
+    ...(ops && { BENCH_METRICS_PORT: String(ops.metrics), BENCH_PROBES_PORT: String(ops.probes) }),
     BENCH_KILL_AFTER: String(o.clusterKillAfter),
     BENCH_DRAIN: o.drain,
     BENCH_MAX_LIFETIME: String((o.warmup + o.duration + 120) * 1000),
@@ -51,6 +74,7 @@ export async function runScenario(id, { tool, options: o, dir, log, node, date }
   try {
     if (o.warmup > 0) await startLoad(tool, { ...loadOptions, seconds: o.warmup }).result
     const load = startLoad(tool, { ...loadOptions, seconds: o.duration })
+    const scrapes = ops && [scrapeEverySecond(ops.metrics, ['/metrics']), scrapeEverySecond(ops.probes, ['/readyz', '/livez'])]
     began = Date.now()
     const rss = []
     const split = []
@@ -73,6 +97,7 @@ export async function runScenario(id, { tool, options: o, dir, log, node, date }
     const load$ = await load.result
     loadEnded = Date.now()
     clearInterval(sampler)
+    for (const scrape of scrapes ?? []) scrape.stop()
     // An upgrade signalled late in the load may still be under way: wait for each to settle,
     // as an upgrade or a failure (a cluster SIGHUP is perSignal upgrades, or one failure).
     const per = spec.perSignal ?? 1
@@ -87,6 +112,10 @@ export async function runScenario(id, { tool, options: o, dir, log, node, date }
       log(`  ${id}: ${idle.length} upgrades without load`)
     }
     result = summarize(id, spec, server, load$, rss, signals, idle)
+    if (scrapes) {
+      const [metrics, probes] = scrapes.map((x) => x.counts)
+      result.scrapes = { metrics, probes }
+    }
     if (spec.sharesFromSamples) {
       // The workers sample every 100 ms: wait for one more sample after the load.
       await sleep(250)

@@ -9,6 +9,12 @@ import { posixAddon } from './addon.js'
 import { SOCK_DGRAM, SOCK_STREAM, type PosixAddon } from './posix-addon.js'
 import { PosixChannel, socketPair } from './posix-channel.js'
 
+/** What `handover run` adds for its workers on POSIX. */
+export interface PosixSpawnRequest extends SpawnRequest {
+  /** The child's stdout and stderr as pipes (the supervisor prefixes its lines) instead of this process's own. */
+  pipeOutput?: boolean
+}
+
 /** The channel to the parent sits at fd 3 in the child; a worker's request channel at 4; the sockets follow. */
 const CHANNEL_FD = 3
 const REQUEST_FD = 4
@@ -43,7 +49,7 @@ export class PosixBackend implements PlatformBackend {
     return { fd: this.duplicate(socket) }
   }
 
-  spawn(request: SpawnRequest): SpawnedChild {
+  spawn(request: PosixSpawnRequest): SpawnedChild {
     // Close-on-exec duplicates: libuv dup2()s them to their slots in the
     // forked child, which clears the flag there and only there.
     const copies: number[] = []
@@ -72,7 +78,7 @@ export class PosixBackend implements PlatformBackend {
       child = spawn(request.command, request.args, {
         cwd: request.cwd,
         env: { ...request.env, [ENV.channel]: String(CHANNEL_FD), ...(request.worker && { [ENV.supervisor]: String(REQUEST_FD) }) },
-        stdio: ['inherit', 'inherit', 'inherit', ...channels, ...sockets] as Array<'inherit' | 'pipe' | number>,
+        stdio: ['inherit', ...(request.pipeOutput ? ['pipe', 'pipe'] : ['inherit', 'inherit']), ...channels, ...sockets] as Array<'inherit' | 'pipe' | number>,
         detached: request.worker === true,
       })
     } catch (err) {

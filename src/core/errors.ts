@@ -25,6 +25,9 @@ export type HandoverErrorCode =
   | 'ERR_SUPERVISOR'
   | 'ERR_INCOMPATIBLE'
   | 'ERR_NOT_HEALTHY'
+  | 'ERR_UNSAFE_RUNTIME_DIR'
+  | 'ERR_NO_SERVER'
+  | 'ERR_AMBIGUOUS_SERVER'
 
 export interface HandoverErrorDetails {
   cause?: unknown

@@ -28,7 +28,10 @@ export class Listener implements ListenTarget {
   readonly socketType?: 'udp4' | 'udp6'
   /** True if the socket came from the previous generation. */
   readonly inherited: boolean
-  /** POSIX: a close-on-exec duplicate of the socket's fd. */
+  /**
+   * POSIX: a close-on-exec duplicate of the socket's fd; in a worker of
+   * `handover run`, the fd the supervisor passed itself (see SocketTable.listen).
+   */
   readonly fd?: number
   /** Windows: a libuv TCP handle wrapping the socket. */
   readonly handle?: unknown
@@ -67,6 +70,8 @@ interface Held {
   activated?: boolean
   /** Unix paths: the file this generation may remove on final shutdown. */
   file?: { dev: number; ino: number }
+  /** Handed to the server that listens on it, which owns and closes it from then on. */
+  lent?: boolean
 }
 
 /** The sockets this process holds, by key (tableflip's fds). */
@@ -93,6 +98,8 @@ export class SocketTable {
     const spec = parseAddress(network, address, packet, this.cwd)
     const key = name === undefined ? spec.key : nameKey(name)
     let held = this.held.get(key)
+    // A second server on an address whose fd went to the first: a socket of its own from the supervisor.
+    if (held?.lent && this.bindElsewhere) return this.listenerFor(this.boundElsewhere(spec, this.bindElsewhere), spec.network)
     if (!held) {
       held = (name !== undefined && this.claimNamed(key, name, spec.network, packet)) ||
         (!isPortZero(spec) && (this.claimInherited(spec) || this.claimActivated(spec))) ||
@@ -155,7 +162,7 @@ export class SocketTable {
   outgoing(): OutgoingSocket[] {
     const out: OutgoingSocket[] = []
     for (const [key, h] of this.held) {
-      if (isPortZero(h.spec)) continue
+      if (isPortZero(h.spec) || h.lent) continue
       out.push({ key, network: h.spec.network, address: describe(h), socket: h.socket, ...(h.activated && { activated: true }) })
     }
     return out
@@ -186,7 +193,8 @@ export class SocketTable {
   }
 
   private release(h: Held, removeFile: boolean): void {
-    this.backend.close(h.socket)
+    // A lent fd is the server's: closing it here would close whatever reuses its number after the server closed it.
+    if (!h.lent) this.backend.close(h.socket)
     if (removeFile && h.file && h.spec.kind === 'unix') {
       try {
         const st = lstatSync(h.spec.path)
@@ -265,10 +273,28 @@ export class SocketTable {
     return { spec, socket, info, inherited: true, activated: true }
   }
 
+  /**
+   * A worker of `handover run` (its sockets come from the supervisor) never
+   * passes its sockets on: the supervisor holds every one and starts every
+   * generation. So the fd it received (close-on-exec, like every fd Node
+   * and the addon give a process) goes to the server as it is, instead of a
+   * duplicate beside it: one fd per listener, where two would halve the
+   * connections a worker can take under its fd limit. Port 0 is bound by
+   * the worker itself and keeps the duplicate.
+   */
+  private lends(h: Held): boolean {
+    return this.bindElsewhere !== undefined && !isPortZero(h.spec) && !h.lent
+  }
+
   private listenerFor(h: Held, network: Network): Listener {
     let target: ListenTarget
     try {
-      target = this.backend.adoptable(h.socket)
+      if (this.lends(h)) {
+        target = { fd: h.socket }
+        h.lent = true
+      } else {
+        target = this.backend.adoptable(h.socket)
+      }
     } catch (err) {
       throw systemError(err, `${h.spec.network} ${h.spec.requested}`)
     }

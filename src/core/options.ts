@@ -1,7 +1,7 @@
-import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import {
-  booleanOption, checkObject, checkSignal, checkStrings, fileMode, functionOption, integerOption, invalidOption, msOption, msText, nonEmptyString,
+  booleanOption, checkName, checkObject, checkSignal, checkStrings, fileMode, functionOption, hostPortOption, integerOption, invalidOption, MAX_TIMEOUT,
+  msOption, msText, nonEmptyString, sizeOption, type HostPort,
 } from './option-values.js'
 
 /**
@@ -11,7 +11,7 @@ import {
  */
 
 // The value checks, for code that reads option values itself (the CLI, the control socket).
-export { MAX_TIMEOUT, msText, parseMs } from './option-values.js'
+export { checkName, choiceText, hostPortText, MAX_TIMEOUT, msText, NAME_MAX, nameProblem, parseMs, sizeText, wordsText, type HostPort } from './option-values.js'
 
 /** Every default. */
 export const DEFAULTS = {
@@ -45,6 +45,16 @@ export const DEFAULTS = {
   stopWait: 80_000,
   /** The signal that asks for an upgrade (handover/register, handover run). */
   upgradeSignal: 'SIGHUP' as UpgradeSignal,
+  /** ms `handover run` keeps serving after SIGTERM, /readyz failing, before the drain. */
+  shutdownDelay: 0,
+  /** The supervisor's own events: `handover: …` text lines. */
+  logFormat: 'text' as LogFormat,
+  /** /livez fails when the supervisor's event loop was stalled this long (ms). */
+  livenessThreshold: 2_000,
+  /** ms between the supervisor's samples of its workers (RSS, CPU, requests; --max-rss, metrics, status). */
+  sampleInterval: 1_000,
+  /** The shortest --watchdog (ms): a worker's loop may be busy a moment without being hung. */
+  minWatchdog: 100,
 } as const
 
 /**
@@ -409,17 +419,34 @@ export function upgradeSignalOption(name: string, v: unknown): UpgradeSignal {
 
 // --- handover run ---
 
+export type LogFormat = 'text' | 'json'
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
+/** Why a worker was replaced outside an upgrade. */
+export type ReplaceReason = 'crash' | 'max-rss' | 'watchdog'
+
+/** One event of the supervisor's own: an upgrade, a restart, a drain, a failure. */
+export interface SupervisorEvent {
+  level: LogLevel
+  /** Stable and machine-readable: `generation-ready`, `worker-exited`... */
+  event: string
+  /** For people; the text format prints only this. */
+  message: string
+  fields?: Record<string, unknown>
+}
+
 export interface SupervisorOptions {
   /** The app's entry point, run in every worker with handover/register preloaded. */
   script: string
   args?: string[]
-  /** Workers per generation: a number, or 'max' for os.availableParallelism(). Default 1. */
+  /** Workers per generation: a number, or 'max' for the CPUs this process may use (affinity and cgroup quota). Default 1. */
   workers?: number | 'max'
   /** The supervisor's pid, written atomically once and removed at exit. */
   pidFile?: string
-  /** A unix socket that answers `upgrade` and `status` (the `handover` command). */
+  /** A unix socket that answers `upgrade` and `status` (the `handover` command). Default: <runtime dir>/<name>.sock. */
   controlSocket?: string
   controlSocketMode?: number
+  /** The service's name: its control socket is <runtime dir>/<name>.sock. Default: the script's base name. */
+  name?: string
   /** Milliseconds each new worker has to become ready. Default 60 000. */
   readyTimeout?: number
   /** Milliseconds an old worker may drain before it is killed. Default 30 000. */
@@ -432,9 +459,27 @@ export interface SupervisorOptions {
   handOff?: boolean
   /** Node flags for the workers, before the preload. Default: this process's execArgv. */
   execArgv?: string[]
+  /** More Node flags for every worker, after execArgv (`--node-args "--import tsx"`). */
+  nodeArgs?: string[]
+  /** A worker whose RSS is over this many bytes is replaced (its replacement ready first). */
+  maxRss?: number
+  /** Milliseconds a worker's event loop may go without answering the supervisor before it is killed and replaced. */
+  watchdog?: number
+  /** Serve Prometheus text at /metrics here. */
+  metrics?: HostPort
+  /** Serve /livez and /readyz here. */
+  probes?: HostPort
+  /** Milliseconds between SIGTERM (/readyz failing) and the drain. Default 0. */
+  shutdownDelay?: number
+  /** Prefix worker output with generation, slot and pid. Default: on when stdout is a TTY. */
+  logPrefix?: boolean
+  /** The supervisor's own events as text or JSON lines on stderr. Default text. */
+  logFormat?: LogFormat
   cwd?: string
   env?: NodeJS.ProcessEnv
-  /** Where the supervisor's one-line event reports go. Default: stderr, prefixed "handover: ". */
+  /** Told each of the supervisor's own events, instead of stderr. */
+  onEvent?: (event: SupervisorEvent) => void
+  /** The older hook: each event's message as one line, instead of stderr. */
   log?: (line: string) => void
 }
 
@@ -445,25 +490,37 @@ export interface SupervisorSettings {
   pidFile?: string
   controlSocket?: string
   controlSocketMode: number
+  name?: string
   readyTimeout: number
   drainTimeout: number
   rolling: boolean
   upgradeSignal: UpgradeSignal
   handOff: boolean
   execArgv: string[]
+  nodeArgs: string[]
+  maxRss?: number
+  watchdog?: number
+  metrics?: HostPort
+  probes?: HostPort
+  shutdownDelay: number
+  logPrefix: boolean
+  logFormat: LogFormat
   cwd: string
   env?: NodeJS.ProcessEnv
-  log: (line: string) => void
+  onEvent?: (event: SupervisorEvent) => void
+  log?: (line: string) => void
 }
 
-export function resolveSupervisorOptions(o: SupervisorOptions): SupervisorSettings {
+/** Checks every option (ERR_INVALID_OPTION) and fills in the defaults; `cpus` counts the workers of 'max'. */
+export function resolveSupervisorOptions(o: SupervisorOptions, cpus: () => number): SupervisorSettings {
   checkObject('options', o)
   if (typeof o.script !== 'string' || o.script === '') throw invalidOption('script', o.script, 'the path of the app to run')
-  const workers = o.workers === 'max' ? availableParallelism() : integerOption('workers', o.workers, DEFAULTS.workers, 1, MAX_WORKERS)
+  const workers = o.workers === 'max' ? Math.min(MAX_WORKERS, Math.max(1, cpus())) : integerOption('workers', o.workers, DEFAULTS.workers, 1, MAX_WORKERS)
   if (o.env !== undefined) checkObject('env', o.env)
-  functionOption('log', o.log)
   const cwd = nonEmptyString('cwd', o.cwd) ?? process.cwd()
   const pidFile = nonEmptyString('pidFile', o.pidFile)
+  if (o.name !== undefined) checkName(String(o.name), 'name')
+  if (o.logFormat !== undefined && o.logFormat !== 'text' && o.logFormat !== 'json') throw invalidOption('logFormat', o.logFormat, "'text' or 'json'")
   return {
     script: resolve(cwd, o.script),
     args: checkStrings('args', o.args) ?? [],
@@ -471,15 +528,25 @@ export function resolveSupervisorOptions(o: SupervisorOptions): SupervisorSettin
     pidFile: pidFile === undefined ? undefined : resolve(cwd, pidFile),
     controlSocket: controlSocketPath(o.controlSocket),
     controlSocketMode: fileMode('controlSocketMode', o.controlSocketMode, DEFAULTS.controlSocketMode),
+    name: o.name,
     readyTimeout: msOption('readyTimeout', o.readyTimeout, DEFAULTS.readyTimeout, 1),
     drainTimeout: msOption('drainTimeout', o.drainTimeout, DEFAULTS.drainTimeout, 1),
     rolling: booleanOption('rolling', o.rolling, false),
     upgradeSignal: upgradeSignalOption('upgradeSignal', o.upgradeSignal),
     handOff: booleanOption('handOff', o.handOff, true),
     execArgv: checkStrings('execArgv', o.execArgv) ?? process.execArgv,
+    nodeArgs: checkStrings('nodeArgs', o.nodeArgs) ?? [],
+    maxRss: sizeOption('maxRss', o.maxRss),
+    watchdog: o.watchdog === undefined ? undefined : integerOption('watchdog', o.watchdog, 0, DEFAULTS.minWatchdog, MAX_TIMEOUT),
+    metrics: hostPortOption('metrics', o.metrics),
+    probes: hostPortOption('probes', o.probes),
+    shutdownDelay: msOption('shutdownDelay', o.shutdownDelay, DEFAULTS.shutdownDelay, 0),
+    logPrefix: booleanOption('logPrefix', o.logPrefix, process.stdout.isTTY === true),
+    logFormat: o.logFormat ?? DEFAULTS.logFormat,
     cwd,
     env: o.env,
-    log: o.log ?? ((line) => process.stderr.write(`handover: ${line}\n`)),
+    onEvent: functionOption('onEvent', o.onEvent),
+    log: functionOption('log', o.log),
   }
 }
 

@@ -64,6 +64,12 @@ export interface Parent {
    */
   onUpgradeRequest(handler: () => Promise<{ pid: number }>): void
   /**
+   * What this process adds to each pong (protocol 2): figures only it knows,
+   * such as the requests its servers received. Pongs are answered whether
+   * or not this is called.
+   */
+  reportInPong(report: () => { requests?: number }): void
+  /**
    * Present if the parent starts the next generation itself (the supervisor,
    * for all its workers at once): upgrade() asks it. Absent: this process
    * starts its own successor.
@@ -139,6 +145,7 @@ class ParentLink implements Parent {
   private exitedFlag = false
   private handedOverFlag = false
   private upgradeHandler?: () => Promise<{ pid: number }>
+  private pongReport?: () => { requests?: number }
 
   constructor(protected readonly channel: Channel, hello: HelloMessage, readonly version: number) {
     this.pid = hello.parentPid
@@ -156,6 +163,8 @@ class ParentLink implements Parent {
     this.handedOver = this.when('handed-over')
     void this.handedOver.then(() => (this.handedOverFlag = true))
     channel.on('message', (m: Message) => m.type === 'upgrade-request' && this.answerUpgradeRequest(m.id))
+    // The heartbeat: answered from this event loop, so a blocked loop answers late or never.
+    channel.on('message', (m: Message) => m.type === 'ping' && this.pong(m.id))
     // Anything the parent says that this release does not know, or a broken line, can only be ignored.
     channel.on('error', () => {})
     channel.unref()
@@ -171,6 +180,21 @@ class ParentLink implements Parent {
 
   onUpgradeRequest(handler: () => Promise<{ pid: number }>): void {
     this.upgradeHandler = handler
+  }
+
+  reportInPong(report: () => { requests?: number }): void {
+    this.pongReport = report
+  }
+
+  private pong(id: number): void {
+    let figures: { requests?: number } = {}
+    try {
+      figures = this.pongReport?.() ?? {}
+    } catch {
+      // A figure that cannot be read is left out; the pong itself is what counts.
+    }
+    const requests = Number.isSafeInteger(figures.requests) && (figures.requests as number) >= 0 ? figures.requests : undefined
+    void this.channel.send({ type: 'pong', id, ...(requests !== undefined && { requests }) })
   }
 
   /** Runs the deploy the parent passed on and tells it how it went, keeping this process alive meanwhile. */

@@ -10,9 +10,10 @@ import { HandoverError } from './errors.js'
  * directions. Mutable only for tests, which play a release with another range.
  *
  * Version 2 adds a generation passing a deploy it could not run on to the
- * next one (upgrade-request, and upgrade-result back), and connections
- * moving between processes (ready's `adopts`, connection and adopted). A
- * message of a version is sent only to a peer that chose it.
+ * next one (upgrade-request, and upgrade-result back), connections
+ * moving between processes (ready's `adopts`, connection and adopted), and
+ * the supervisor's heartbeat (ping, and pong back). A message of a version
+ * is sent only to a peer that chose it.
  */
 export const protocolVersions: VersionRange = { min: 1, max: 2 }
 
@@ -166,9 +167,27 @@ export interface ProbeMessage {
   error?: string
 }
 
+/**
+ * Protocol 2, supervisor to worker: answer with a pong of the same id. The
+ * answer comes from the worker's event loop, so a worker whose loop is
+ * blocked or stopped (SIGSTOP) does not answer: --watchdog replaces it.
+ */
+export interface PingMessage {
+  type: 'ping'
+  id: number
+}
+
+/** Protocol 2, the answer to a ping, with what only the worker knows. */
+export interface PongMessage {
+  type: 'pong'
+  id: number
+  /** HTTP requests its servers have received so far, where the preload counts them. */
+  requests?: number
+}
+
 export type Message =
   | HelloMessage | ReadyMessage | HandedOverMessage | RefusedMessage | DrainMessage | UpgradeRequestMessage | UpgradeResultMessage
-  | ConnectionMessage | AdoptedMessage | ProbeMessage
+  | ConnectionMessage | AdoptedMessage | ProbeMessage | PingMessage | PongMessage
 
 /** This process's hello to a process it started: the sockets, the protocol range it speaks, and any TLS ticket keys. */
 export function helloMessage(sockets: TransferEntry[], ticketKeys?: Record<string, string>): HelloMessage {
@@ -254,6 +273,8 @@ export function validateMessage(value: unknown): Message {
   if (m.type === 'refused' && typeof m.code === 'string' && typeof m.message === 'string') return m
   if (m.type === 'drain' || m.type === 'upgrade-request') return m
   if (m.type === 'upgrade-result' && typeof m.ok === 'boolean') return m
+  if (m.type === 'ping' && Number.isSafeInteger(m.id)) return m
+  if (m.type === 'pong' && Number.isSafeInteger(m.id) && (m.requests === undefined || (Number.isSafeInteger(m.requests) && m.requests >= 0))) return m
   if (m.type === 'hello') {
     if (
       Number.isInteger(m.version) && Number.isInteger(m.parentPid) && Array.isArray(m.sockets) && m.sockets.every(isTransferEntry) &&

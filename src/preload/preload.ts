@@ -44,6 +44,9 @@ export class Preload {
   private inheritance?: Inheritance
   private readonly waiting: Array<() => void> = []
   private readonly servers = new Set<Server>()
+  /** HTTP requests the app's servers received (those with a 'request' handler), for the supervisor's status; undefined: none counted. */
+  private requests?: number
+  private readonly counted = new WeakSet<Server>()
   private readonly packetSockets = new Set<DgramSocket>()
   /** Who serves on each socket-table key in this process: see servedByAnother(). */
   private readonly owners = new Map<string, Server | DgramSocket>()
@@ -91,6 +94,8 @@ export class Preload {
     })
     const opened = openInheritance(platformBackend(), DEFAULTS.parentTimeout).then((inheritance) => {
       preload.inheritance = inheritance
+      // `handover status` shows each worker's requests: its pongs carry the count.
+      inheritance.parent?.reportInPong(() => ({ requests: preload.requests }))
       for (const resume of preload.waiting.splice(0)) resume()
     })
     return { preload, opened }
@@ -129,6 +134,7 @@ export class Preload {
     const request = readListenArgs(args)
     if (!request) return this.passThrough(server, original, args)
     this.servers.add(server)
+    this.countRequests(server)
     const done = this.gate.listenStarted()
     // Node binds it itself: the same socket, or the same error (EADDRINUSE, ENOTFOUND...) in the app's 'error' handler.
     const leaveToNode = (): void => {
@@ -154,6 +160,19 @@ export class Preload {
       })
     }
     return server
+  }
+
+  /**
+   * Counts the requests of a server that has a 'request' handler (node:http
+   * and https, and http2's compatibility API, which only then makes request
+   * objects). A server without one (net, http2 on streams) is left as it is:
+   * adding a 'request' listener to an http2 server would switch that API on.
+   */
+  private countRequests(server: Server): void {
+    if (this.counted.has(server) || server.listenerCount('request') === 0) return
+    this.counted.add(server)
+    this.requests ??= 0
+    server.on('request', () => void (this.requests = (this.requests ?? 0) + 1))
   }
 
   private bind(socket: DgramSocket, original: Original, args: unknown[]): DgramSocket {

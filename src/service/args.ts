@@ -3,7 +3,12 @@ import { parseArgs } from 'node:util'
 /** A command line that cannot be understood: the command prints it with its usage and exits 2. */
 export class UsageError extends Error {}
 
-export type FlagSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>
+/**
+ * `dashValue`: a string flag whose value may start with a dash
+ * (`--node-args "--import tsx"`), which parseArgs would otherwise take for
+ * a forgotten value.
+ */
+export type FlagSpec = Record<string, { type: 'string' | 'boolean'; short?: string; dashValue?: boolean }>
 
 export interface ParsedCommandLine {
   values: Record<string, string | boolean | undefined>
@@ -27,8 +32,10 @@ export function parseCommandLine(argv: string[], flags: FlagSpec, stopAtPosition
     head = argv.slice(0, split)
     rest = argv.slice(argv[split] === '--' ? split + 1 : split)
   }
+  head = joinDashValues(head, flags)
   try {
-    const { values, positionals } = parseArgs({ args: head, options: flags, allowPositionals: !stopAtPositional, strict: true })
+    const options = Object.fromEntries(Object.entries(flags).map(([name, { type, short }]) => [name, short === undefined ? { type } : { type, short }]))
+    const { values, positionals } = parseArgs({ args: head, options, allowPositionals: !stopAtPositional, strict: true })
     return { values: values as ParsedCommandLine['values'], positionals, rest }
   } catch (err) {
     throw new UsageError((err as Error).message)
@@ -50,4 +57,20 @@ function firstPositional(argv: string[], flags: FlagSpec): number {
     if (takesValue.has(arg)) i++
   }
   return argv.length
+}
+
+/** `--flag value` as `--flag=value` for the flags whose value may start with a dash. */
+function joinDashValues(argv: string[], flags: FlagSpec): string[] {
+  const dash = new Set(Object.entries(flags).filter(([, spec]) => spec.dashValue).map(([name]) => `--${name}`))
+  if (dash.size === 0) return argv
+  const out: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--') {
+      out.push(...argv.slice(i))
+      break
+    }
+    if (dash.has(argv[i]) && i + 1 < argv.length) out.push(`${argv[i]}=${argv[++i]}`)
+    else out.push(argv[i])
+  }
+  return out
 }

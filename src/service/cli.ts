@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { DEFAULTS, MAX_TIMEOUT, parseMs } from '../core/options.js'
 import { parseCommandLine, UsageError } from './args.js'
 import { request } from './control-client.js'
-import { findSocket, nameProblem } from './runtime-dir.js'
+import { findLiveSocket, nameProblem } from './runtime-dir.js'
 import { formatStatusTable } from './status-table.js'
 import type { HandoverError } from '../core/errors.js'
 
@@ -194,7 +194,7 @@ async function client(argv: string[]): Promise<number> {
   let socket = values.socket
   if (socket === undefined) {
     try {
-      socket = findSocket(name)
+      socket = await findLiveSocket(name)
     } catch (err) {
       const e = err as HandoverError
       if (values.json === true || command === 'upgrade') process.stdout.write(`${JSON.stringify({ ok: false, code: e.code, message: e.message })}\n`)

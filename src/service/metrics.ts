@@ -14,49 +14,10 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { HandoverError } from '../core/errors.js'
-import type { HostPort } from './ops-options.js'
+import type { HostPort } from '../core/options.js'
+import type { DrainOutcome, MetricsRecorder, RestartReason, UpgradeResult, WorkerSample } from './metrics-recorder.js'
 
-export type UpgradeResult = 'success' | 'failure'
-/** Why a worker was replaced outside an upgrade. */
-export type RestartReason = 'crash' | 'max-rss' | 'watchdog' | (string & {})
-/** graceful: it exited by itself within the drain timeout; forced: it was killed at the timeout. */
-export type DrainOutcome = 'graceful' | 'forced'
-
-/** One worker's figures, from the supervisor's periodic sample. Absent figures leave no series. */
-export interface WorkerSample {
-  slot: number
-  generation: number
-  pid: number
-  /** Bytes. */
-  rss?: number
-  /** Percent of one CPU over the last sample (100: one CPU). */
-  cpu?: number
-  /** Seconds: the worker's event-loop delay, as it reports it. */
-  eventLoopDelay?: number
-}
-
-/** What the supervisor records. Every method is cheap and never throws. */
-export interface MetricsRecorder {
-  recordUpgrade(result: UpgradeResult, seconds: number): void
-  setWorkers(count: number): void
-  recordWorkerRestart(reason: RestartReason): void
-  recordDrain(seconds: number, outcome: DrainOutcome): void
-  addConnectionsHandedOver(count: number): void
-  addConnectionsClosed(count: number): void
-  /** Replaces the per-worker gauges: workers not listed (exited) lose their series. */
-  setWorkerSamples(samples: WorkerSample[]): void
-}
-
-/** The recorder when metrics are off. */
-export const noMetrics: MetricsRecorder = Object.freeze({
-  recordUpgrade() {},
-  setWorkers() {},
-  recordWorkerRestart() {},
-  recordDrain() {},
-  addConnectionsHandedOver() {},
-  addConnectionsClosed() {},
-  setWorkerSamples() {},
-})
+export { noMetrics, type DrainOutcome, type MetricsRecorder, type RestartReason, type UpgradeResult, type WorkerSample } from './metrics-recorder.js'
 
 /** Upgrades take from tens of milliseconds to the ready timeout (60 s by default). */
 const UPGRADE_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
@@ -101,7 +62,7 @@ async function instruments(): Promise<Instruments> {
     closed: new client.Counter({ name: 'handover_connections_closed_total', help: 'Connections closed by a drain (idle ones closed, and those still open at the drain timeout).', registers }),
     rss: new client.Gauge({ name: 'handover_worker_resident_memory_bytes', help: 'Resident set size of each worker.', labelNames: WORKER_LABELS, registers }),
     cpu: new client.Gauge({ name: 'handover_worker_cpu_usage_ratio', help: 'CPU used by each worker over the last sample (1: one CPU).', labelNames: WORKER_LABELS, registers }),
-    loopDelay: new client.Gauge({ name: 'handover_worker_event_loop_delay_seconds', help: 'Event-loop delay each worker reported.', labelNames: WORKER_LABELS, registers }),
+    loopDelay: new client.Gauge({ name: 'handover_worker_event_loop_delay_seconds', help: 'How late each worker\'s event loop answered the supervisor\'s last ping (the round trip).', labelNames: WORKER_LABELS, registers }),
   }
   // Known label values start at 0, so that rate() and increase() see the first event.
   for (const result of ['success', 'failure']) i.upgrades.inc({ result }, 0)
@@ -141,7 +102,7 @@ export class MetricsServer implements MetricsRecorder {
     server.headersTimeout = 10_000
     server.keepAliveTimeout = 30_000
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => reject(new HandoverError(err.code ?? 'ERR_METRICS', `cannot serve metrics on ${address.host}:${address.port}: ${err.message}`, { address: `${address.host}:${address.port}`, cause: err })))
+      server.once('error', (err: NodeJS.ErrnoException) => reject(new HandoverError(err.code ?? 'ERR_INVALID_ADDRESS', `cannot serve metrics on ${address.host}:${address.port}: ${err.message}`, { address: `${address.host}:${address.port}`, cause: err })))
       server.listen(address.port, address.host, () => resolve())
     })
     server.removeAllListeners('error')

@@ -19,13 +19,13 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { HandoverError } from '../core/errors.js'
-import { OPS_DEFAULTS, type HostPort } from './ops-options.js'
+import { DEFAULTS, type HostPort } from '../core/options.js'
 
 /** How often the loop's lag is sampled (ms). */
 const TICK = 100
 
 export interface ProbeServerOptions extends HostPort {
-  /** /livez fails for a stall of this many ms or more. Default OPS_DEFAULTS.livenessThreshold. */
+  /** /livez fails for a stall of this many ms or more. Default DEFAULTS.livenessThreshold. */
   livenessThreshold?: number
 }
 
@@ -74,7 +74,7 @@ export class ProbeServer {
 
   /** Listens on host:port; resolves once listening (rejects with the bind error, e.g. EADDRINUSE). */
   static async start(options: ProbeServerOptions): Promise<ProbeServer> {
-    const threshold = options.livenessThreshold ?? OPS_DEFAULTS.livenessThreshold
+    const threshold = options.livenessThreshold ?? DEFAULTS.livenessThreshold
     if (!Number.isInteger(threshold) || threshold < 1) throw new HandoverError('ERR_INVALID_OPTION', `invalid livenessThreshold ${threshold}: whole milliseconds, at least 1`)
     const watch = new LoopWatch()
     let probes: ProbeServer | undefined
@@ -89,7 +89,7 @@ export class ProbeServer {
     } catch (err) {
       watch.stop()
       const e = err as NodeJS.ErrnoException
-      throw new HandoverError(e.code ?? 'ERR_PROBES', `cannot serve probes on ${options.host}:${options.port}: ${e.message}`, { address: `${options.host}:${options.port}`, cause: err })
+      throw new HandoverError(e.code ?? 'ERR_INVALID_ADDRESS', `cannot serve probes on ${options.host}:${options.port}: ${e.message}`, { address: `${options.host}:${options.port}`, cause: err })
     }
     // The supervisor's own life decides when the process exits, not this server.
     server.unref()

@@ -11,14 +11,15 @@
 // user could plant the directory (or a symlink) first and have the server
 // bind, or the command connect, where they choose.
 import { lstatSync, mkdirSync, readdirSync, statSync, type Stats } from 'node:fs'
+import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { basename, dirname, extname, isAbsolute, join } from 'node:path'
 import { HandoverError } from '../core/errors.js'
-import { checkName, NAME_MAX, nameProblem } from './ops-options.js'
+import { checkName, NAME_MAX, nameProblem } from '../core/options.js'
 
 const SUFFIX = '.sock'
 
-export { checkName, nameProblem, NAME_MAX } from './ops-options.js'
+export { checkName, nameProblem, NAME_MAX } from '../core/options.js'
 
 export interface RuntimeDirOptions {
   env?: NodeJS.ProcessEnv
@@ -144,4 +145,48 @@ export function findSocket(name: string | undefined, o: RuntimeDirOptions = {}):
   if (names.length === 1) return join(dir, `${names[0]}${SUFFIX}`)
   if (names.length === 0) throw new HandoverError('ERR_NO_SERVER', `no control socket in ${dir}: no handover run of this user is running there; pass --socket PATH for one elsewhere`, { address: dir })
   throw new HandoverError('ERR_AMBIGUOUS_SERVER', `${names.length} servers have control sockets in ${dir} (${names.join(', ')}): name one, e.g. handover status ${names[0]}`, { address: dir })
+}
+
+/**
+ * Whether something accepts connections at the unix socket `path`. A socket
+ * file left by a server that was killed (SIGKILL, a crash) refuses them.
+ * A connect that neither succeeds nor fails within `timeoutMs` is a server
+ * with a full queue: alive.
+ */
+export function socketAnswers(path: string, timeoutMs = 1_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(path)
+    const done = (alive: boolean): void => {
+      clearTimeout(timer)
+      socket.destroy()
+      resolve(alive)
+    }
+    const timer = setTimeout(() => done(true), timeoutMs)
+    socket.on('connect', () => done(true))
+    socket.on('error', (err: NodeJS.ErrnoException) => done(err.code !== 'ECONNREFUSED' && err.code !== 'ENOENT'))
+  })
+}
+
+/**
+ * findSocket(), but without a name, sockets left by servers that are no
+ * longer running do not count: after a SIGKILL the dead service's file
+ * stays until it starts again, and must not make `handover status`
+ * ambiguous. A name is taken as given (the connection then says whether it runs).
+ */
+export async function findLiveSocket(name: string | undefined, o: RuntimeDirOptions = {}): Promise<string> {
+  if (name !== undefined) return findSocket(name, o)
+  try {
+    return findSocket(undefined, o)
+  } catch (err) {
+    if ((err as HandoverError).code !== 'ERR_AMBIGUOUS_SERVER') throw err
+  }
+  const dir = runtimeDir(o)
+  const names = listNames(o)
+  const answers = await Promise.all(names.map((n) => socketAnswers(join(dir, `${n}${SUFFIX}`))))
+  const live = names.filter((_, i) => answers[i])
+  const dead = names.filter((_, i) => !answers[i])
+  const left = dead.length === 0 ? '' : `; ${dead.join(', ')} ${dead.length === 1 ? 'is a socket' : 'are sockets'} left by servers that are not running`
+  if (live.length === 1) return join(dir, `${live[0]}${SUFFIX}`)
+  if (live.length === 0) throw new HandoverError('ERR_NO_SERVER', `no control socket in ${dir} answers${left}`, { address: dir })
+  throw new HandoverError('ERR_AMBIGUOUS_SERVER', `${live.length} servers have control sockets in ${dir} (${live.join(', ')}): name one, e.g. handover status ${live[0]}${left}`, { address: dir })
 }

@@ -14,6 +14,8 @@ export interface StatusWorker {
   /** ISO 8601. */
   startedAt: string
   restarts: number
+  /** Why the last restart happened (crash, max-rss, watchdog): shown beside the count. */
+  restartReason?: string
   slot?: number
   rss?: number
   cpu?: number
@@ -72,7 +74,7 @@ function row(w: Partial<Record<keyof StatusWorker, unknown>>, now: number): stri
     text(w.generation),
     text(w.state),
     Number.isNaN(started) ? NONE : formatUptime(now - started),
-    formatCount(w.restarts),
+    formatCount(w.restarts) + (typeof w.restartReason === 'string' && /^[a-z-]{1,20}$/.test(w.restartReason) ? ` (${w.restartReason})` : ''),
     formatBytes(w.rss),
     formatPercent(w.cpu),
     formatCount(w.requests),

@@ -1,4 +1,6 @@
 import { HandoverError } from '../core/errors.js'
+import type { ReplaceReason } from '../core/options.js'
+import type { SupervisorEvents } from './events.js'
 import { Slot, type SlotHost } from './slot.js'
 import type { Worker } from './worker.js'
 
@@ -8,9 +10,15 @@ export interface GenerationResult {
   ms: number
 }
 
-export interface GenerationsHost extends SlotHost {
+export interface GenerationsHost {
   readonly workers: number
   readonly drainTimeout: number
+  /** Starts a worker of `generation` in slot `slot` (resolves once it runs, not once it is ready). */
+  spawn(generation: number, slot: number): Promise<Worker>
+  readonly stopping: boolean
+  readonly events: SupervisorEvents
+  /** A worker was replaced outside an upgrade (metrics). */
+  replaced(reason: ReplaceReason): void
 }
 
 /**
@@ -24,8 +32,20 @@ export class Generations {
   current = 0
   slots: Slot[] = []
   readonly draining = new Set<Worker>()
+  private readonly slotHost: SlotHost
 
-  constructor(private readonly host: GenerationsHost) {}
+  constructor(private readonly host: GenerationsHost) {
+    const generations = this
+    this.slotHost = {
+      spawn: (generation, slot) => host.spawn(generation, slot),
+      get stopping() {
+        return host.stopping
+      },
+      events: host.events,
+      drainReplaced: (worker) => generations.drain(worker),
+      replaced: (reason) => host.replaced(reason),
+    }
+  }
 
   /** All N new workers at once; the old generation drains once every one is ready. */
   async startAll(): Promise<GenerationResult> {
@@ -42,7 +62,7 @@ export class Generations {
     }
     const old = this.slots
     this.current = generation
-    this.slots = workers.map((worker) => new Slot(this.host, worker))
+    this.slots = workers.map((worker, i) => new Slot(this.slotHost, worker, i))
     for (const slot of old) this.retire(slot)
     return { generation, pids: workers.map((w) => w.pid), ms: Date.now() - started }
   }
@@ -60,7 +80,7 @@ export class Generations {
     const generation = this.current + 1
     const pids: number[] = []
     for (let i = 0; i < this.host.workers; i++) {
-      const worker = await this.host.spawn(generation)
+      const worker = await this.host.spawn(generation, i)
       try {
         await worker.ready
         this.checkNotStopping()
@@ -71,7 +91,7 @@ export class Generations {
       }
       this.current = generation
       const old = this.slots[i]
-      this.slots[i] = new Slot(this.host, worker)
+      this.slots[i] = new Slot(this.slotHost, worker, i)
       if (old) this.retire(old)
       pids.push(worker.pid)
     }
@@ -83,6 +103,11 @@ export class Generations {
     return [...new Set([...this.draining, ...this.slots.map((s) => s.worker)])]
   }
 
+  /** Workers of the serving slots that are alive. */
+  get serving(): number {
+    return this.slots.filter((s) => s.worker.state !== 'exited').length
+  }
+
   /** The service stops: no slot restarts its worker any more. */
   cancelRestarts(): void {
     for (const slot of this.slots) slot.cancel()
@@ -90,7 +115,16 @@ export class Generations {
 
   private retire(slot: Slot): void {
     const worker = slot.retire(this.host.drainTimeout)
-    if (!worker) return
+    if (worker) this.track(worker)
+  }
+
+  /** A worker no slot holds any more (replaced in its slot): it drains like an old generation's. */
+  private drain(worker: Worker): void {
+    worker.drain(this.host.drainTimeout)
+    this.track(worker)
+  }
+
+  private track(worker: Worker): void {
     this.draining.add(worker)
     void worker.exited.then(() => this.draining.delete(worker))
   }
@@ -101,8 +135,8 @@ export class Generations {
 }
 
 /** Starts `count` workers; if any cannot be started, the others are killed and reaped, and that error is thrown. */
-async function spawnAll(host: SlotHost, generation: number, count: number): Promise<Worker[]> {
-  const results = await Promise.allSettled(Array.from({ length: count }, () => host.spawn(generation)))
+async function spawnAll(host: GenerationsHost, generation: number, count: number): Promise<Worker[]> {
+  const results = await Promise.allSettled(Array.from({ length: count }, (_, slot) => host.spawn(generation, slot)))
   const workers = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
   if (!failed) return workers

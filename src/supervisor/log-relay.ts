@@ -10,6 +10,7 @@
 // make the supervisor buffer without bound; a last line without a newline
 // is written when its stream ends.
 import type { Readable, Writable } from 'node:stream'
+import type { LogFormat, SupervisorEvent } from '../core/options.js'
 
 /** Longest line held back waiting for its newline, in bytes. */
 export const MAX_LINE = 64 * 1024
@@ -143,18 +144,7 @@ export class LogRelay {
   }
 }
 
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
-export type LogFormat = 'text' | 'json'
-
-/** One event of the supervisor's own: an upgrade, a restart, a drain, a failure. */
-export interface SupervisorEvent {
-  level: LogLevel
-  /** Stable and machine-readable: `upgrade-done`, `worker-exit`... */
-  event: string
-  /** For people; the text format prints only this. */
-  message: string
-  fields?: Record<string, unknown>
-}
+export type { LogFormat, LogLevel, SupervisorEvent } from '../core/options.js'
 
 const RESERVED = new Set(['time', 'level', 'event', 'message'])
 
@@ -184,7 +174,8 @@ export function formatTextEvent(e: SupervisorEvent): string {
   return `handover: ${e.message.replace(/[\r\n]+/g, ' ')}\n`
 }
 
-/** The supervisor's `log`: its events in the chosen format to `write` (default: stderr). */
+/** The supervisor's `log`: its events in the chosen format to `write` (default: stderr); text leaves debug events out. */
 export function eventLogger(format: LogFormat, write: (line: string) => void = (line) => void process.stderr.write(line), clock: () => Date = () => new Date()): (e: SupervisorEvent) => void {
-  return format === 'json' ? (e) => write(formatJsonEvent(e, clock())) : (e) => write(formatTextEvent(e))
+  // Debug events (a graceful drain) are for machines: JSON only, never a text line.
+  return format === 'json' ? (e) => write(formatJsonEvent(e, clock())) : (e) => e.level !== 'debug' && write(formatTextEvent(e))
 }

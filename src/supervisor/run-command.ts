@@ -1,70 +1,110 @@
 import { readFileSync } from 'node:fs'
 import type { HandoverError } from '../core/errors.js'
-import { DEFAULTS, MAX_WORKERS, msText, UPGRADE_SIGNALS, type SupervisorOptions, type UpgradeSignal } from '../core/options.js'
+import {
+  checkName, choiceText, DEFAULTS, hostPortText, MAX_WORKERS, msText, sizeText, UPGRADE_SIGNALS, wordsText, type SupervisorOptions,
+} from '../core/options.js'
 import { parseCommandLine, UsageError, type FlagSpec } from '../service/args.js'
+import { typeScriptHint } from './node-args.js'
 import { startReaper } from './reaper.js'
 import { Supervisor } from './supervisor.js'
 
+interface Flag {
+  short?: string
+  /** What the value looks like in the usage; undefined: a switch. */
+  value?: string
+  help: string
+  /** Text to the option's value; throws ERR_INVALID_OPTION naming the flag. */
+  parse?: (text: string, flag: string) => unknown
+  key?: keyof SupervisorOptions
+  /** The value may start with a dash (Node flags). */
+  dashValue?: boolean
+}
+
+/** Milliseconds from `min`; the message the command has always given. */
+const ms = (min: number) => (text: string, flag: string): number => {
+  try {
+    return msText(flag, text, min)
+  } catch {
+    throw new UsageError(`${flag} takes milliseconds${min > 1 ? ` from ${min}` : ''}, not ${JSON.stringify(text)}`)
+  }
+}
+
+/** Every flag of `handover run`, in the order the usage lists them. */
+const FLAGS: Record<string, Flag> = {
+  workers: { short: 'w', value: '<n|max>', help: 'workers per generation (default 1; max = the CPUs this process may use: its affinity mask, capped by its cgroup CPU quota rounded up)' },
+  name: { key: 'name', value: '<name>', help: "the service's name: its control socket is <runtime dir>/<name>.sock (default: the script's name)", parse: (t, f) => checkName(t, f) },
+  'control-socket': { key: 'controlSocket', value: '<path>', help: 'the control socket at this path instead (handover upgrade/status --socket)' },
+  'pid-file': { key: 'pidFile', value: '<path>', help: "the supervisor's pid, written atomically once, removed at exit" },
+  'ready-timeout': { key: 'readyTimeout', value: '<ms>', help: `per new worker (default ${DEFAULTS.readyTimeout})`, parse: ms(1) },
+  'drain-timeout': { key: 'drainTimeout', value: '<ms>', help: `an old worker still alive after this is killed (default ${DEFAULTS.drainTimeout})`, parse: ms(1) },
+  rolling: { key: 'rolling', help: 'replace workers one at a time instead of all at once' },
+  'upgrade-signal': {
+    key: 'upgradeSignal', value: '<sig>', help: 'SIGHUP (default) or SIGUSR2: the signal that upgrades',
+    parse: (t, f) => {
+      if (!(UPGRADE_SIGNALS as readonly string[]).includes(t)) throw new UsageError(`${f} takes ${UPGRADE_SIGNALS.join(' or ')}, not ${JSON.stringify(t)}`)
+      return t
+    },
+  },
+  'no-hand-off': { help: "close a draining worker's idle keep-alive connections instead of handing them to the serving workers" },
+  'node-args': { key: 'nodeArgs', value: '"<flags>"', help: 'Node flags for every worker, split as a shell would (nothing is run), e.g. "--import tsx"', parse: (t, f) => wordsText(f, t), dashValue: true },
+  'max-rss': { key: 'maxRss', value: '<size>', help: 'replace a worker whose memory (RSS) is over this, e.g. 200M; its replacement is ready before it drains', parse: (t, f) => sizeText(f, t) },
+  watchdog: { key: 'watchdog', value: '<ms>', help: `kill and replace a worker whose event loop has not answered for this long (at least ${DEFAULTS.minWatchdog})`, parse: ms(DEFAULTS.minWatchdog) },
+  metrics: { key: 'metrics', value: '<host:port>', help: 'serve Prometheus metrics at http://<host:port>/metrics (:port for every interface)', parse: (t, f) => hostPortText(f, t) },
+  probes: { key: 'probes', value: '<host:port>', help: 'serve /livez and /readyz for Kubernetes', parse: (t, f) => hostPortText(f, t) },
+  'shutdown-delay': { key: 'shutdownDelay', value: '<ms>', help: 'after SIGTERM, fail /readyz and keep serving this long before draining (default 0)', parse: ms(0) },
+  'log-prefix': { key: 'logPrefix', help: 'prefix worker output with [g<generation> w<slot> <pid>] (default: when stdout is a TTY)' },
+  'no-log-prefix': { help: 'never prefix worker output' },
+  'log-format': { key: 'logFormat', value: 'text|json', help: "the supervisor's own events as text or JSON lines (default text)", parse: (t, f) => choiceText(f, t, ['text', 'json'] as const) },
+  help: { short: 'h', help: 'this text' },
+}
+
+const RUN_FLAGS: FlagSpec = Object.fromEntries(Object.entries(FLAGS).map(([name, f]) => [name, {
+  type: f.value === undefined ? 'boolean' : 'string', ...(f.short && { short: f.short }), ...(f.dashValue && { dashValue: true }),
+}]))
+
+function usageLines(): string {
+  return Object.entries(FLAGS).map(([name, f]) => {
+    const head = `${f.short ? `-${f.short}, ` : ''}--${name}${f.value ? ` ${f.value}` : ''}`
+    return `  ${head.padEnd(26)} ${f.help}`
+  }).join('\n')
+}
+
 export const RUN_USAGE = `usage: handover run [options] <script> [script args...]
 
-  -w, --workers <n|max>    workers per generation (default 1; max = os.availableParallelism())
-  --pid-file <path>        the supervisor's pid, written atomically once, removed at exit
-  --control-socket <path>  answers upgrade and status (handover upgrade/status --socket)
-  --ready-timeout <ms>     per new worker (default 60000)
-  --drain-timeout <ms>     an old worker still alive after this is killed (default 30000)
-  --rolling                replace workers one at a time instead of all at once
-  --upgrade-signal <sig>   SIGHUP (default) or SIGUSR2: the signal that upgrades
-  --no-hand-off            close a draining worker's idle keep-alive connections
-                           instead of handing them to the serving workers
+${usageLines()}
 
 Signals: SIGHUP (or --upgrade-signal) upgrades, and a request during an upgrade
 is queued; SIGTERM and SIGINT stop gracefully (a second one forces).`
-
-const RUN_FLAGS: FlagSpec = {
-  workers: { type: 'string', short: 'w' },
-  'pid-file': { type: 'string' },
-  'control-socket': { type: 'string' },
-  'ready-timeout': { type: 'string' },
-  'drain-timeout': { type: 'string' },
-  rolling: { type: 'boolean' },
-  'upgrade-signal': { type: 'string' },
-  'no-hand-off': { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-}
 
 /** Flags come first; the first other word is the script, and everything after it is the script's. */
 export function parseRunArgs(argv: string[]): SupervisorOptions & { help?: boolean } {
   const { values, rest } = parseCommandLine(argv, RUN_FLAGS, true)
   if (values.help) return { script: '', help: true }
   if (rest.length === 0) throw new UsageError('no script to run')
-  const text = (name: string): string | undefined => values[name] as string | undefined
-  const ms = (name: string): number | undefined => {
-    const v = text(name)
-    if (v === undefined) return undefined
-    try {
-      return msText(`--${name}`, v, 1)
-    } catch {
-      throw new UsageError(`--${name} takes milliseconds, not ${JSON.stringify(v)}`)
-    }
-  }
   const options: SupervisorOptions = { script: rest[0], args: rest.slice(1) }
-  const workers = text('workers')
+  const workers = values.workers as string | undefined
   if (workers !== undefined) {
     if (workers !== 'max' && !(/^\d+$/.test(workers) && Number(workers) >= 1 && Number(workers) <= MAX_WORKERS)) {
       throw new UsageError(`--workers takes a number from 1 to ${MAX_WORKERS} or max, not ${JSON.stringify(workers)}`)
     }
     options.workers = workers === 'max' ? 'max' : Number(workers)
   }
-  if (text('pid-file') !== undefined) options.pidFile = text('pid-file')
-  if (text('control-socket') !== undefined) options.controlSocket = text('control-socket')
-  if (text('ready-timeout') !== undefined) options.readyTimeout = ms('ready-timeout')
-  if (text('drain-timeout') !== undefined) options.drainTimeout = ms('drain-timeout')
-  if (values.rolling) options.rolling = true
-  if (values['no-hand-off']) options.handOff = false
-  const signal = text('upgrade-signal')
-  if (signal !== undefined) {
-    if (!(UPGRADE_SIGNALS as readonly string[]).includes(signal)) throw new UsageError(`--upgrade-signal takes ${UPGRADE_SIGNALS.join(' or ')}, not ${JSON.stringify(signal)}`)
-    options.upgradeSignal = signal as UpgradeSignal
+  if (values['log-prefix'] === true && values['no-log-prefix'] === true) throw new UsageError('give --log-prefix or --no-log-prefix, not both')
+  if (values['no-log-prefix'] === true) options.logPrefix = false
+  if (values['no-hand-off'] === true) options.handOff = false
+  for (const [name, flag] of Object.entries(FLAGS)) {
+    const v = values[name]
+    if (flag.key === undefined || v === undefined || v === false) continue
+    let value: unknown = v
+    if (flag.parse) {
+      try {
+        value = flag.parse(String(v), `--${name}`)
+      } catch (err) {
+        // ERR_INVALID_OPTION names the flag and says what it takes; on the command line that is a usage error.
+        throw err instanceof UsageError ? err : new UsageError((err as Error).message)
+      }
+    }
+    ;(options as unknown as Record<string, unknown>)[flag.key] = value
   }
   return options
 }
@@ -89,6 +129,8 @@ export async function runCommand(argv: string[]): Promise<number> {
   let supervisor: Supervisor | undefined
   let stops = 0
   let starting = true
+  // A second signal cuts --shutdown-delay short and kills the workers.
+  const force = new AbortController()
   const onStop = (signal: NodeJS.Signals): void => {
     stops++
     if (!supervisor) {
@@ -97,10 +139,12 @@ export async function runCommand(argv: string[]): Promise<number> {
       return
     }
     if (stops === 1) {
-      process.stderr.write(`handover: ${signal}: stopping (workers drain; ${signal === 'SIGINT' ? 'Ctrl-C' : 'send it'} again to force)\n`)
-      void supervisor.stop()
+      const delay = supervisor.shutdownDelay > 0 ? ` in ${supervisor.shutdownDelay} ms, /readyz failing meanwhile` : ''
+      process.stderr.write(`handover: ${signal}: stopping${delay} (workers drain; ${signal === 'SIGINT' ? 'Ctrl-C' : 'send it'} again to force)\n`)
+      void supervisor.shutdown(force.signal)
     } else {
       process.stderr.write(`handover: ${signal} again: killing the workers\n`)
+      force.abort()
       void supervisor.stop({ force: true })
     }
   }
@@ -117,12 +161,14 @@ export async function runCommand(argv: string[]): Promise<number> {
   } catch (err) {
     const e = err as HandoverError
     process.stderr.write(`handover: could not start: ${e.code ?? 'Error'}: ${e.message}\n`)
+    const hint = typeScriptHint(e, options.script, [...process.execArgv, ...(options.nodeArgs ?? [])])
+    if (hint) process.stderr.write(`handover: ${hint}\n`)
     reaper?.stop()
     return 1
   } finally {
     starting = false
   }
-  if (stops > 0) void supervisor.stop()
+  if (stops > 0) void supervisor.shutdown(force.signal)
   await supervisor.done
   reaper?.stop()
   process.stderr.write('handover: stopped\n')

@@ -3,21 +3,28 @@ import { platformBackend } from '../backend/index.js'
 import { ActivatedSockets } from '../core/activation.js'
 import { withCompileCache } from '../core/compile-cache.js'
 import { HandoverError } from '../core/errors.js'
+import { FollowUp } from '../core/follow-up.js'
 import { SocketTable } from '../core/listeners.js'
-import { resolveSupervisorOptions, workerEnv, type SupervisorOptions, type SupervisorSettings } from '../core/options.js'
+import { DEFAULTS, resolveSupervisorOptions, workerEnv, type SupervisorOptions, type SupervisorSettings } from '../core/options.js'
 import type { PlatformBackend } from '../core/platform.js'
 import { removeOwnPidFile, writePidFile } from '../core/pidfile.js'
-import type { ControlServer, ControlTarget } from '../service/control-socket.js'
+import type { ControlTarget } from '../service/control-socket.js'
+import { noMetrics, type MetricsRecorder } from '../service/metrics-recorder.js'
+import type { ProbeServer } from '../service/probes.js'
 import { monotonicUsec, notify } from '../service/systemd.js'
-import { FollowUp } from '../core/follow-up.js'
 import { ConnectionRouter } from './connection-router.js'
+import { claimControlSocket, type ClaimedControl } from './control-path.js'
+import { availableCpus } from './cpu-count.js'
+import { events, SupervisorEvents } from './events.js'
 import { Generations, type GenerationResult } from './generations.js'
+import { LogRelay, workerPrefix } from './log-relay.js'
+import { WorkerMonitor } from './monitor.js'
 import { markNodeChild } from './reaper.js'
 import { statusLine, supervisorStatus, type SupervisorStatus } from './status.js'
 import { TicketKeyStore } from './ticket-keys.js'
 import { Worker } from './worker.js'
 
-export type { SupervisorOptions } from '../core/options.js'
+export type { SupervisorEvent, SupervisorOptions } from '../core/options.js'
 export type { GenerationResult } from './generations.js'
 export type { SupervisorStatus, WorkerStatus } from './status.js'
 
@@ -28,8 +35,9 @@ const REGISTER = fileURLToPath(new URL('../preload/register.js', import.meta.url
  * service and runs N workers per generation (generations.ts). It holds
  * every listening socket; workers get them at spawn or on request, so one
  * accept queue per address outlives every generation. This class wires
- * the parts together: the sockets, the workers' start, the service
- * manager, the control socket and the stop.
+ * the parts together: the sockets, the workers' start and output, the
+ * service manager, the control socket, the monitor (monitor.ts), the
+ * metrics and probes servers, and the stop.
  */
 export class Supervisor {
   private readonly generations: Generations
@@ -43,7 +51,16 @@ export class Supervisor {
   /** Deploys requested while one was under way: one follow-up generation for all of them. */
   private readonly followUp = new FollowUp<GenerationResult>()
   private stopping?: Promise<void>
-  private control?: ControlServer
+  private control?: ClaimedControl
+  private readonly events: SupervisorEvents
+  private metrics: MetricsRecorder = noMetrics
+  private closeMetrics?: () => Promise<void>
+  private probes?: ProbeServer
+  private monitor?: WorkerMonitor
+  /** With --log-prefix: one relay per output, shared by every worker, so their lines never mix. */
+  private readonly relays?: { stdout: LogRelay; stderr: LogRelay }
+  /** Worker output still being relayed: stop() lets it finish before it resolves. */
+  private readonly relaying = new Set<Promise<void>>()
   private resolveDone!: () => void
   /** Resolves once stop() has finished: every worker gone, files removed. */
   readonly done = new Promise<void>((r) => (this.resolveDone = r))
@@ -55,20 +72,28 @@ export class Supervisor {
     private readonly controlTable: SocketTable,
   ) {
     const supervisor = this
+    this.events = new SupervisorEvents(options)
     this.generations = new Generations({
       workers: options.workers,
       drainTimeout: options.drainTimeout,
-      spawn: (generation) => this.spawnWorker(generation),
+      spawn: (generation, slot) => this.spawnWorker(generation, slot),
       get stopping() {
         return supervisor.stopping !== undefined
       },
-      say: (line) => this.say(line),
+      events: this.events,
+      replaced: (reason) => this.metrics.recordWorkerRestart(reason),
     })
+    if (options.logPrefix) {
+      // A reader that went away (EPIPE) must not crash the supervisor; the workers' lines are then lost, as they would be.
+      for (const out of [process.stdout, process.stderr]) if (out.listenerCount('error') === 0) out.on('error', () => {})
+      this.relays = { stdout: new LogRelay(process.stdout), stderr: new LogRelay(process.stderr) }
+    }
   }
 
   /** Starts the first generation; resolves once all its workers are ready, rejects (cleaned up) if any is not. */
   static async start(options: SupervisorOptions): Promise<Supervisor> {
-    const resolved = resolveSupervisorOptions(options)
+    // -w max: the CPUs this process may use, counted here (core/ cannot read cgroups).
+    const resolved = resolveSupervisorOptions(options, availableCpus)
     if (process.platform === 'win32') {
       throw new HandoverError('ERR_UNSUPPORTED', 'handover run needs SCM_RIGHTS to pass sockets to running workers; on Windows, use the API or handover/register')
     }
@@ -77,21 +102,49 @@ export class Supervisor {
     const controlTable = new SocketTable(backend, resolved.cwd)
     const supervisor = new Supervisor(resolved, backend, table, controlTable)
     try {
-      if (resolved.controlSocket !== undefined) {
-        const { ControlServer } = await import('../service/control-socket.js')
-        supervisor.control = ControlServer.claim(controlTable, resolved.controlSocket, resolved.controlSocketMode)
-      }
+      await supervisor.openServers()
+      supervisor.control = await claimControlSocket(resolved, controlTable, supervisor.events)
       const first = await supervisor.generations.startAll()
       supervisor.closeUnusedSockets()
       if (resolved.pidFile !== undefined) await writePidFile(resolved.pidFile)
-      supervisor.control?.serve(supervisor.controlTarget(), supervisor.done)
+      const { control } = supervisor
+      if (control) {
+        control.server.serve(supervisor.controlTarget(), supervisor.done)
+        supervisor.events.emit(events.controlSocket(control.path, control.name))
+      }
+      supervisor.monitor = new WorkerMonitor({
+        generations: supervisor.generations, metrics: supervisor.metrics, events: supervisor.events,
+        sampleInterval: DEFAULTS.sampleInterval, maxRss: resolved.maxRss, watchdog: resolved.watchdog,
+      })
+      supervisor.metrics.setWorkers(supervisor.generations.serving)
+      supervisor.probes?.setReady(true)
       notify({ READY: 1, MAINPID: process.pid, STATUS: statusLine(supervisor.generations) })
-      supervisor.sayReady(first)
+      supervisor.events.emit(events.generationReady(first.generation, first.pids, first.ms))
     } catch (err) {
       await supervisor.stop({ force: true })
       throw err
     }
     return supervisor
+  }
+
+  /** The metrics and probes servers, loaded only when asked for, listening before the first generation starts. */
+  private async openServers(): Promise<void> {
+    const { metrics, probes } = this.options
+    if (metrics) {
+      const { MetricsServer } = await import('../service/metrics.js')
+      const server = await MetricsServer.start(metrics)
+      this.metrics = server
+      this.closeMetrics = () => server.close()
+    }
+    if (probes) {
+      const { ProbeServer } = await import('../service/probes.js')
+      this.probes = await ProbeServer.start({ ...probes, livenessThreshold: DEFAULTS.livenessThreshold })
+    }
+  }
+
+  /** --shutdown-delay, in ms. */
+  get shutdownDelay(): number {
+    return this.options.shutdownDelay
   }
 
   /**
@@ -106,22 +159,28 @@ export class Supervisor {
     if (this.stopping) return Promise.reject(new HandoverError('ERR_STOPPED', 'the supervisor is stopping'))
     if (this.upgrading) {
       if (!options.queue) return Promise.reject(new HandoverError('ERR_UPGRADE_IN_PROGRESS', 'an upgrade is already in progress'))
-      const waiting = this.followUp.waiting + 1
-      this.say(`upgrade requested during generation ${this.generations.current + 1}'s start: queued (${waiting} waiting); one follow-up generation starts when it settles`)
+      this.events.emit(events.upgradeQueued(this.generations.current + 1, this.followUp.waiting + 1))
       return this.followUp.join(options.signal)
     }
     notify({ RELOADING: 1, MONOTONIC_USEC: monotonicUsec() })
-    const { generations } = this
+    const { generations, metrics } = this
+    const started = performance.now()
+    const seconds = (): number => (performance.now() - started) / 1000
     this.upgrading = (this.options.rolling ? generations.startRolling() : generations.startAll()).then(
       (result) => {
+        metrics.recordUpgrade('success', seconds())
+        metrics.setWorkers(generations.serving)
         this.closeUnusedSockets()
         notify({ READY: 1, STATUS: statusLine(generations) })
-        this.sayReady(result)
+        this.events.emit(events.generationReady(result.generation, result.pids, result.ms))
         return result
       },
       (err: HandoverError) => {
+        metrics.recordUpgrade('failure', seconds())
+        // --rolling may have replaced some slots before it failed.
+        metrics.setWorkers(generations.serving)
         notify({ READY: 1, STATUS: `upgrade failed: ${err.code}: ${err.message}`.replace(/[\r\n\0]+/g, ' ').slice(0, 500) })
-        this.say(`upgrade failed: ${err.code}: ${err.message}`)
+        this.events.emit(events.upgradeFailed(err))
         throw err
       },
     ).finally(() => {
@@ -139,18 +198,32 @@ export class Supervisor {
   }
 
   status(): SupervisorStatus {
-    return supervisorStatus(this.generations)
+    return supervisorStatus(this.generations, (pid) => this.monitor?.of(pid), this.control?.name)
+  }
+
+  /**
+   * SIGTERM: /readyz fails at once, the workers keep serving for
+   * --shutdown-delay (so that a load balancer stops sending first), then
+   * stop(). Aborting `force` (a second signal) cuts the delay short.
+   */
+  async shutdown(force?: AbortSignal): Promise<void> {
+    if (!this.probes && this.options.shutdownDelay === 0) return this.stop()
+    // Loaded with the probes server already, or small: a timer and a flag.
+    const { delayedShutdown } = await import('../service/probes.js')
+    return delayedShutdown(this.probes, this.options.shutdownDelay, () => this.stop(), force)
   }
 
   /**
    * Stops the service: every worker drains (killed after drainTimeout, or at
-   * once with `force`), then the control socket, the held sockets and the
-   * pid file go. Resolves when all of that is done.
+   * once with `force`), then the control socket, the held sockets, the pid
+   * file and the metrics and probes servers go. Resolves when all of that is done.
    */
   stop(options: { force?: boolean } = {}): Promise<void> {
     if (options.force) for (const w of this.live) w.kill()
     this.stopping ??= (async () => {
       notify({ STOPPING: 1 })
+      this.probes?.setReady(false, 'stopping')
+      this.monitor?.stop()
       this.generations.cancelRestarts()
       const workers = [...this.live]
       for (const w of workers) (w.state === 'starting' ? w.kill() : w.drain(this.options.drainTimeout))
@@ -158,23 +231,28 @@ export class Supervisor {
       this.controlTable.closeAll(true)
       this.table.closeAll(true)
       if (this.options.pidFile !== undefined) removeOwnPidFile(this.options.pidFile)
+      // The workers' last lines, written before the supervisor says it stopped (bounded: a pipe inherited by a grandchild may stay open).
+      await Promise.race([Promise.all(this.relaying), new Promise((r) => setTimeout(r, 1000).unref())])
+      await Promise.all([this.probes?.close(), this.closeMetrics?.()])
       this.resolveDone()
     })()
     return this.stopping
   }
 
-  private async spawnWorker(generation: number): Promise<Worker> {
+  private async spawnWorker(generation: number, slot: number): Promise<Worker> {
     const o = this.options
     const sockets = this.table.outgoing()
     const worker = await Worker.spawn({
       backend: this.backend,
       command: process.execPath,
-      args: [...o.execArgv, '--import', REGISTER, o.script, ...o.args],
+      args: [...o.execArgv, ...o.nodeArgs, '--import', REGISTER, o.script, ...o.args],
       cwd: o.cwd,
       env: withCompileCache(workerEnv(o.env ?? process.env, o)),
       sockets,
       ticketKeys: this.ticketKeys.forSockets(sockets),
       generation,
+      slot,
+      pipeOutput: this.relays !== undefined,
       readyTimeout: o.readyTimeout,
       provideSocket: (network, address) => {
         const packet = network.startsWith('udp')
@@ -192,10 +270,36 @@ export class Supervisor {
     this.live.add(worker)
     void worker.ready.then(() => this.router.attach(worker), () => {})
     markNodeChild(worker.pid, worker.exited)
-    void worker.exited.then(() => this.live.delete(worker))
+    this.relayOutput(worker)
+    void worker.exited.then((exit) => {
+      this.live.delete(worker)
+      if (worker.drainStartedAt === undefined) return
+      // Killed in its drain: the drain timeout (or a forced stop) ended it, not the worker.
+      const ms = Date.now() - worker.drainStartedAt
+      const forced = exit.signal === 'SIGKILL'
+      this.metrics.recordDrain(ms / 1000, forced ? 'forced' : 'graceful')
+      this.events.emit(events.workerDrained(worker, ms, forced))
+      // Issue 18 (the connection hand-off) hook: each connection the
+      // ConnectionRouter passes on and a new worker adopts (its route()
+      // resolving true) is this.metrics.addConnectionsHandedOver(1); when a
+      // draining worker reports what its drain closed, addConnectionsClosed(n).
+    })
     // Stopped while it started: stop() has already looked at the live workers.
     if (this.stopping) worker.kill()
     return worker
+  }
+
+  /** --log-prefix: the worker's stdout and stderr, line by line, each line prefixed with who wrote it. */
+  private relayOutput(worker: Worker): void {
+    if (!this.relays) return
+    const prefix = workerPrefix(worker)
+    const { stdout, stderr } = worker.output
+    for (const [stream, relay] of [[stdout, this.relays.stdout], [stderr, this.relays.stderr]] as const) {
+      if (!stream) continue
+      const relayed = relay.attach(stream, prefix)
+      this.relaying.add(relayed)
+      void relayed.then(() => this.relaying.delete(relayed))
+    }
   }
 
   /**
@@ -211,7 +315,7 @@ export class Supervisor {
       if (keys === undefined) return
       for (const key of keys) used.add(key)
     }
-    for (const key of this.table.closeExcept(used)) this.say(`closed ${key}: no worker listens there any more`)
+    for (const key of this.table.closeExcept(used)) this.events.emit(events.socketClosed(key))
   }
 
   private controlTarget(): ControlTarget {
@@ -222,15 +326,8 @@ export class Supervisor {
         return { pid: pids[0], pids, generation }
       },
       status: () => this.status(),
+      // `handover rollback` (another issue) is answered here too: a rollback()
+      // beside upgrade() that starts the previous release's generation.
     }
-  }
-
-  private sayReady(result: GenerationResult): void {
-    const n = result.pids.length
-    this.say(`generation ${result.generation} ready (${n} worker${n === 1 ? '' : 's'}) in ${result.ms} ms`)
-  }
-
-  private say(line: string): void {
-    this.options.log(line)
   }
 }

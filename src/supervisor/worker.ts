@@ -1,15 +1,19 @@
 import type { Socket } from 'node:net'
+import type { Readable } from 'node:stream'
 import { HandoverError } from '../core/errors.js'
-import type { OsSocket, PlatformBackend, SpawnRequest } from '../core/platform.js'
+import type { OsSocket, PlatformBackend } from '../core/platform.js'
 import type { ConnectionPort } from '../core/connection-port.js'
 import type { Message } from '../core/protocol.js'
 import { Successor, type SpawnSuccessor, type SuccessorExit, type SuccessorState } from '../core/successor.js'
+import type { PosixSpawnRequest } from '../backend/posix.js'
 
 export type WorkerState = SuccessorState
 
-export interface WorkerSpawn extends Omit<SpawnRequest, 'worker'>, Pick<SpawnSuccessor, 'ticketKeys'> {
+export interface WorkerSpawn extends Omit<PosixSpawnRequest, 'worker'>, Pick<SpawnSuccessor, 'ticketKeys'> {
   backend: PlatformBackend
   generation: number
+  /** Its place in the generation, from 0. */
+  slot: number
   readyTimeout: number
   /** Aborting it kills a worker that is not ready yet. */
   signal?: AbortSignal
@@ -28,11 +32,22 @@ export interface WorkerSpawn extends Omit<SpawnRequest, 'worker'>, Pick<SpawnSuc
  */
 export class Worker {
   readonly generation: number
+  readonly slot: number
   /** Sockets it asked the supervisor for, by key. */
   readonly requested = new Set<string>()
+  /** HTTP requests it has received, as its last pong said (protocol 2, under the preload). */
+  requests?: number
+  /** Milliseconds its last ping took to be answered: how late its event loop runs. */
+  pingRoundTrip?: number
+  /** When it was told to drain (Date.now()), for the drain's duration. */
+  drainStartedAt?: number
+  /** The ping not answered yet: its id and when it was sent (performance.now()). */
+  private outstanding?: { id: number; sentAt: number }
+  private pings = 0
 
-  private constructor(private readonly successor: Successor, generation: number) {
+  private constructor(private readonly successor: Successor, generation: number, slot: number) {
     this.generation = generation
+    this.slot = slot
   }
 
   /** Starts a worker; resolves once it runs, rejects with ERR_SPAWN_FAILED. `ready` tells the rest. */
@@ -46,9 +61,10 @@ export class Worker {
       sockets: options.sockets.map((s) => ({ ...s, activated: true })),
       onMessage: (m: Message) => {
         if (m.type === 'upgrade-request' && worker) options.onUpgradeRequest(worker, m.queue === true)
+        else if (m.type === 'pong' && worker) worker.pong(m.id, m.requests)
       },
     })
-    worker = new Worker(successor, options.generation)
+    worker = new Worker(successor, options.generation, options.slot)
     const requests = successor.requests
     if (requests) serveSocketRequests(requests, options, worker)
     return worker
@@ -99,12 +115,40 @@ export class Worker {
     return this.successor.exited
   }
 
+  /** Its stdout and stderr, when it was spawned with `pipeOutput`. */
+  get output(): { stdout?: Readable; stderr?: Readable } {
+    const child = this.successor.process
+    return { stdout: child.stdout ?? undefined, stderr: child.stderr ?? undefined }
+  }
+
   send(message: Message): void {
     this.successor.send(message)
   }
 
+  /**
+   * The heartbeat: sends a ping if none is outstanding and the worker can
+   * answer one (ready, and a protocol version of 2 or more). Returns how
+   * long the outstanding ping has waited (ms), 0 if there is none.
+   */
+  heartbeat(now = performance.now()): number {
+    if (this.state !== 'ready' || this.successor.version < 2) return 0
+    if (this.outstanding) return now - this.outstanding.sentAt
+    this.outstanding = { id: ++this.pings, sentAt: now }
+    this.send({ type: 'ping', id: this.pings })
+    return 0
+  }
+
+  private pong(id: number, requests: number | undefined): void {
+    if (this.outstanding?.id !== id) return
+    this.pingRoundTrip = performance.now() - this.outstanding.sentAt
+    this.outstanding = undefined
+    if (requests !== undefined) this.requests = requests
+  }
+
   /** Tells the worker to drain and exit; kills it if it is still alive after `timeout` ms. */
   drain(timeout: number): void {
+    if (this.state === 'exited' || this.state === 'draining') return
+    this.drainStartedAt = Date.now()
     this.successor.drain(timeout)
   }
 

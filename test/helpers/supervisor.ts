@@ -14,7 +14,11 @@ export interface Status {
   ok: boolean
   pid: number
   generation: number
-  workers: Array<{ pid: number; generation: number; state: string; startedAt: string; restarts: number }>
+  name?: string
+  workers: Array<{
+    pid: number; generation: number; slot: number; state: string; startedAt: string; restarts: number
+    restartReason?: string; rss?: number; cpu?: number; requests?: number
+  }>
 }
 
 /** `handover` command output, parsed. */
@@ -90,7 +94,8 @@ export class Supervised {
 
   /** Every pid that printed "listening <pid>": the app's workers. */
   workerPids(): number[] {
-    const pids = this.lines.map((l) => /^listening (\d+)/.exec(l)?.[1]).filter(Boolean).map(Number)
+    // With --log-prefix a worker's lines start with [g<generation> w<slot> <pid>].
+    const pids = this.lines.map((l) => /^(?:\[g\d+ w\d+ \d+\] )?listening (\d+)/.exec(l)?.[1]).filter(Boolean).map(Number)
     for (const pid of pids) workerPids.add(pid)
     return pids
   }

@@ -2,7 +2,7 @@
 // `handover run`'s reading of it (src/supervisor/run-command.ts).
 import { describe, expect, it } from 'vitest'
 import { parseCommandLine, UsageError } from '../../src/service/args.js'
-import { parseRunArgs } from '../../src/supervisor/run-command.js'
+import { parseRunArgs, RUN_USAGE } from '../../src/supervisor/run-command.js'
 
 describe('parseCommandLine', () => {
   const flags = { socket: { type: 'string', short: 's' }, json: { type: 'boolean' } } as const
@@ -37,7 +37,39 @@ describe('handover run', () => {
     expect(parseRunArgs(['--help']).help).toBe(true)
   })
 
+  it('the operating flags, each read into its option', () => {
+    const argv = [
+      '--name', 'api', '--metrics=:9090', '--probes', '0.0.0.0:8081', '--shutdown-delay', '5000', '--log-format', 'json', '--log-prefix',
+      '--node-args', '--import tsx --enable-source-maps', '--max-rss', '200M', '--watchdog', '2000', 'app.ts', '--port', '1',
+    ]
+    expect(parseRunArgs(argv)).toEqual({
+      script: 'app.ts', args: ['--port', '1'], name: 'api', metrics: { host: '0.0.0.0', port: 9090 }, probes: { host: '0.0.0.0', port: 8081 },
+      shutdownDelay: 5000, logFormat: 'json', logPrefix: true, nodeArgs: ['--import', 'tsx', '--enable-source-maps'], maxRss: 200 * 2 ** 20, watchdog: 2000,
+    })
+    expect(parseRunArgs(['--no-log-prefix', 'app.js'])).toEqual({ script: 'app.js', args: [], logPrefix: false })
+    expect(parseRunArgs(['--node-args=--inspect=0', 'app.js']).nodeArgs).toEqual(['--inspect=0'])
+    // A dash-led value only after --node-args; the script's own flags are untouched.
+    expect(parseRunArgs(['app.js', '--node-args', '--x']).args).toEqual(['--node-args', '--x'])
+  })
+
+  it('the usage lists every flag', () => {
+    for (const flag of [
+      '-w, --workers <n|max>', '--name <name>', '--metrics <host:port>', '--probes <host:port>', '--shutdown-delay <ms>', '--log-prefix', '--no-log-prefix',
+      '--log-format text|json', '--node-args "<flags>"', '--max-rss <size>', '--watchdog <ms>', '--control-socket <path>', '--rolling',
+    ]) expect(RUN_USAGE).toContain(flag)
+    expect(RUN_USAGE).not.toMatch(/availableParallelism/)
+  })
+
   it('bad usage is a UsageError that says what is wrong', () => {
+    expect(() => parseRunArgs(['--name', '../x', 'a.js'])).toThrow(/^invalid --name "\.\.\/x"/)
+    expect(() => parseRunArgs(['--shutdown-delay', '-1', 'a.js'])).toThrow(UsageError)
+    expect(() => parseRunArgs(['--shutdown-delay', '5s', 'a.js'])).toThrow(/--shutdown-delay takes milliseconds, not "5s"/)
+    expect(() => parseRunArgs(['--watchdog', '50', 'a.js'])).toThrow(/--watchdog takes milliseconds from 100, not "50"/)
+    expect(() => parseRunArgs(['--log-format', 'xml', 'a.js'])).toThrow(/text or json/)
+    expect(() => parseRunArgs(['--metrics', '9090', 'a.js'])).toThrow(/host:port/)
+    expect(() => parseRunArgs(['--max-rss', 'lots', 'a.js'])).toThrow(/^invalid --max-rss "lots"/)
+    expect(() => parseRunArgs(['--node-args', '"--import tsx', 'a.js'])).toThrow(/quote is not closed/)
+    expect(() => parseRunArgs(['--log-prefix', '--no-log-prefix', 'a.js'])).toThrow(/not both/)
     expect(() => parseRunArgs(['--workers', '2'])).toThrow(/no script to run/)
     expect(() => parseRunArgs(['--workers', 'lots', 'a.js'])).toThrow(/--workers takes a number from 1 to 1024 or max, not "lots"/)
     expect(() => parseRunArgs(['--workers', '0', 'a.js'])).toThrow(UsageError)

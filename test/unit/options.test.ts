@@ -2,10 +2,13 @@
 // environment name and every check, in milliseconds, without processes.
 import { describe, expect, it } from 'vitest'
 import {
-  controlSocketPath, DEFAULTS, ENV, listenName, readPreloadSettings, resolveDrainOptions, resolveSupervisorOptions, resolveUpgraderOptions,
-  resolveUpgradeOptions, workerEnv, MAX_TIMEOUT,
+  checkName, controlSocketPath, DEFAULTS, ENV, listenName, nameProblem, readPreloadSettings, resolveDrainOptions, resolveSupervisorOptions as resolveWith,
+  resolveUpgraderOptions, resolveUpgradeOptions, workerEnv, MAX_TIMEOUT, type SupervisorOptions,
 } from '../../src/core/options.js'
-import { parseMs } from '../../src/core/option-values.js'
+import { choiceText, hostPortText, parseMs, sizeText, wordsText } from '../../src/core/option-values.js'
+
+/** -w max counts 3 CPUs here (supervisor/ counts them for real: test/cpu-count.test.ts). */
+const resolveSupervisorOptions = (o: SupervisorOptions) => resolveWith(o, () => 3)
 
 const invalid = (pattern: RegExp) => expect.objectContaining({ code: 'ERR_INVALID_OPTION', message: expect.stringMatching(pattern) })
 
@@ -111,12 +114,46 @@ describe('handover run', () => {
   it('defaults, max workers and bounds', () => {
     const o = resolveSupervisorOptions({ script: 'app.js', cwd: '/srv' })
     expect(o).toMatchObject({ script: '/srv/app.js', workers: 1, readyTimeout: DEFAULTS.readyTimeout, drainTimeout: DEFAULTS.drainTimeout, rolling: false })
-    expect(resolveSupervisorOptions({ script: 'a', workers: 'max' }).workers).toBeGreaterThanOrEqual(1)
+    expect(resolveSupervisorOptions({ script: 'a', workers: 'max' }).workers).toBe(3)
+    expect(resolveWith({ script: 'a', workers: 'max' }, () => 0).workers).toBe(1)
     for (const workers of [0, 1025, 1.5, '2']) {
       expect(() => resolveSupervisorOptions({ script: 'a', workers } as never), String(workers)).toThrow(invalid(/^option workers must be/))
     }
     expect(() => resolveSupervisorOptions({ script: '' })).toThrow(invalid(/^option script must be/))
     expect(() => resolveSupervisorOptions({ script: 'a', rolling: 'yes' } as never)).toThrow(invalid(/^option rolling must be true or false/))
+  })
+
+  it('the operating options: defaults, and refusals naming the option', () => {
+    const o = resolveSupervisorOptions({ script: 'app.js' })
+    expect(o).toMatchObject({ nodeArgs: [], shutdownDelay: 0, logFormat: 'text', logPrefix: process.stdout.isTTY === true })
+    expect(o.maxRss).toBeUndefined()
+    expect(o.watchdog).toBeUndefined()
+    expect(o.metrics).toBeUndefined()
+    const full = resolveSupervisorOptions({
+      script: 'a.ts', name: 'api', nodeArgs: ['--import', 'tsx'], maxRss: 200 * 2 ** 20, watchdog: 2000, metrics: { host: '127.0.0.1', port: 0 },
+      probes: { host: '::1', port: 8081 }, shutdownDelay: 1500, logPrefix: true, logFormat: 'json',
+    })
+    expect(full).toMatchObject({ name: 'api', nodeArgs: ['--import', 'tsx'], maxRss: 209715200, watchdog: 2000, shutdownDelay: 1500, logPrefix: true, logFormat: 'json' })
+    const bad: Array<[Partial<SupervisorOptions>, RegExp]> = [
+      [{ name: '../x' }, /^invalid name "\.\.\/x": it holds a slash/],
+      [{ nodeArgs: '--import tsx' as never }, /^option nodeArgs must be an array of strings/],
+      [{ maxRss: 0 }, /^option maxRss must be a whole number of bytes/],
+      [{ maxRss: 1.5 }, /^option maxRss/],
+      [{ watchdog: DEFAULTS.minWatchdog - 1 }, /^option watchdog must be a whole number from 100/],
+      [{ metrics: '127.0.0.1:9090' as never }, /^option metrics must be \{ host, port \}/],
+      [{ probes: { host: 'x', port: 70000 } }, /^option probes/],
+      [{ shutdownDelay: -1 }, /^option shutdownDelay/],
+      [{ logFormat: 'xml' as never }, /^option logFormat must be 'text' or 'json'/],
+      [{ logPrefix: 1 as never }, /^option logPrefix must be true or false/],
+      [{ onEvent: 'x' as never }, /^option onEvent must be a function/],
+    ]
+    for (const [options, pattern] of bad) expect(() => resolveSupervisorOptions({ script: 'a.js', ...options }), JSON.stringify(options)).toThrow(invalid(pattern))
+  })
+
+  it('service names: what a control socket may be called', () => {
+    for (const good of ['api', 'my-app.v2', '_x', '9', 'a'.repeat(64)]) expect(nameProblem(good), good).toBeUndefined()
+    for (const bad of ['', 'a'.repeat(65), 'a/b', 'a\\b', '..', '.', '-x', '.hidden', 'a b', 'é']) expect(nameProblem(bad), bad).toBeDefined()
+    expect(() => checkName('a b', '--name')).toThrow(invalid(/^invalid --name "a b"/))
   })
 
   it("a worker's environment: no pid file of the supervisor's, a drain that ends before the supervisor's kill", () => {
@@ -129,6 +166,41 @@ describe('handover run', () => {
 })
 
 describe('values written as text', () => {
+  it('host:port in its forms; :port is every interface', () => {
+    expect(hostPortText('--metrics', '127.0.0.1:9090')).toEqual({ host: '127.0.0.1', port: 9090 })
+    expect(hostPortText('--metrics', '[::1]:9090')).toEqual({ host: '::1', port: 9090 })
+    expect(hostPortText('--probes', 'localhost:0')).toEqual({ host: 'localhost', port: 0 })
+    expect(hostPortText('--probes', ':9100')).toEqual({ host: '0.0.0.0', port: 9100 })
+    for (const bad of ['9090', 'host', '::1:9090', '[::1]', 'a:b', 'h:65536', 'h:123456', '', 'a b:1', '/x:1']) {
+      expect(() => hostPortText('--metrics', bad), bad).toThrow(invalid(/^invalid --metrics/))
+    }
+  })
+
+  it('sizes as pm2 writes them, in powers of 1024', () => {
+    expect(sizeText('--max-rss', '200M')).toBe(200 * 1024 ** 2)
+    expect(sizeText('--max-rss', '200m')).toBe(200 * 1024 ** 2)
+    expect(sizeText('--max-rss', '1.5G')).toBe(1.5 * 1024 ** 3)
+    expect(sizeText('--max-rss', '512K')).toBe(512 * 1024)
+    expect(sizeText('--max-rss', '300MB')).toBe(300 * 1024 ** 2)
+    expect(sizeText('--max-rss', '500000000')).toBe(500_000_000)
+    for (const bad of ['', '0', '0M', '-1M', '200 M', '1T', 'M', '1e9', '200MiBs']) expect(() => sizeText('--max-rss', bad), bad).toThrow(invalid(/^invalid --max-rss/))
+  })
+
+  it('words split as a shell splits them, nothing expanded or run', () => {
+    expect(wordsText('--node-args', '--import tsx')).toEqual(['--import', 'tsx'])
+    expect(wordsText('--node-args', '  --max-old-space-size=512\t--enable-source-maps  ')).toEqual(['--max-old-space-size=512', '--enable-source-maps'])
+    expect(wordsText('--node-args', `--import "./my loader.mjs" --title='a "b"' x\\ y`)).toEqual(['--import', './my loader.mjs', '--title=a "b"', 'x y'])
+    expect(wordsText('--node-args', '"a \\"q\\" \\$HOME" $HOME `id` ""')).toEqual(['a "q" $HOME', '$HOME', '`id`', ''])
+    expect(wordsText('--node-args', '')).toEqual([])
+    expect(() => wordsText('--node-args', '--import "tsx')).toThrow(invalid(/^invalid --node-args .*: the " quote is not closed/))
+    expect(() => wordsText('--node-args', "it's")).toThrow(invalid(/the ' quote is not closed/))
+  })
+
+  it('a choice', () => {
+    expect(choiceText('--log-format', 'json', ['text', 'json'])).toBe('json')
+    expect(() => choiceText('--log-format', 'xml', ['text', 'json'])).toThrow(invalid(/^invalid --log-format "xml": text or json/))
+  })
+
   it('parseMs takes digits only, within bounds', () => {
     expect(parseMs('250', 1)).toBe(250)
     for (const text of ['', ' 1', '1e3', '0x10', '-1', '1.5', String(MAX_TIMEOUT + 1)]) expect(parseMs(text, 1), text).toBeUndefined()

@@ -18,6 +18,7 @@ describe('validateMessage', () => {
       { type: 'refused', code: 'ERR_INCOMPATIBLE', message: 'no' },
       { type: 'handed-over' }, { type: 'drain' }, { type: 'upgrade-request' },
       { type: 'upgrade-result', ok: false, code: 'ERR_STOPPED' },
+      { type: 'ping', id: 1 }, { type: 'pong', id: 1 }, { type: 'pong', id: 2, requests: 0 }, { type: 'pong', id: 3, requests: 1234 },
     ]
     for (const m of good) expect(validateMessage(m), JSON.stringify(m)).toBe(m)
   })
@@ -27,6 +28,8 @@ describe('validateMessage', () => {
       null, 'ready', [], { type: 'nope' }, { type: 'ready' }, { type: 'ready', pid: '11' }, { type: 'ready', pid: 1, version: 1.5 },
       { type: 'ready', pid: 1, keys: 'tcp :80' }, { type: 'ready', pid: 1, keys: [1] },
       { type: 'refused', code: 1, message: '' }, { type: 'upgrade-result' },
+      { type: 'ping' }, { type: 'ping', id: '1' }, { type: 'ping', id: 1.5 }, { type: 'pong' }, { type: 'pong', id: 1, requests: -1 },
+      { type: 'pong', id: 1, requests: 1.5 }, { type: 'pong', id: 1, requests: '3' },
       { type: 'hello', version: 1, parentPid: 1, sockets: [{ key: 'k', network: 'sctp', address: 'x' }] },
       { type: 'hello', version: 1, parentPid: 1, sockets: [{ key: 'k', network: 'tcp', address: 'x', fd: '4' }] },
       { type: 'hello', version: 1, parentPid: 1, sockets: {} },
