@@ -40,6 +40,7 @@ export const ENTRY_POINTS = {
   'supervisor/run-command': 'src/supervisor/run-command.ts',
   'http/long-lived': 'src/http/long-lived.ts',
   'http/handoff': 'src/http/handoff.ts',
+  'api/supervised': 'src/api/supervised.ts',
   // handover run --metrics and --probes: their HTTP servers (and prom-client) only when asked for.
   'service/metrics': 'src/service/metrics.ts',
   'service/probes': 'src/service/probes.ts',

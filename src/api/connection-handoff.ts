@@ -28,6 +28,18 @@ function adopterFor(table: SocketTable, key: string): Server | undefined {
   return undefined
 }
 
+/** Every server of this process that listens on a socket from handover. */
+export function serversOn(table: SocketTable): Server[] {
+  const found = new Set<Server>()
+  for (const key of table.keys()) {
+    for (const fd of table.listenerFdsOf(key)) {
+      const server = serverListeningOn(fd)
+      if (server) found.add(server)
+    }
+  }
+  return [...found]
+}
+
 /** The keys on which this process takes connections handed over: said in its ready. */
 export function adoptableKeys(table: SocketTable): string[] {
   return table.keys().filter((key) => adopterFor(table, key) !== undefined)

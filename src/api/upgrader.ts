@@ -60,7 +60,12 @@ export class Upgrader {
     // death, is this process's exit(). handover's own copies of the sockets
     // go at once: the parent holds them for the next workers, and a socket
     // no longer served should refuse connections, not queue them.
+    // A worker of `handover run`: counts for the supervisor, and parking for
+    // --keep-old (loaded only in a worker: other processes never need it).
+    const supervised = parent?.upgrade ? import('./supervised.js').then(({ SupervisedWorker }) => new SupervisedWorker(table, parent)) : undefined
     void parent?.leave.then(() => {
+      // Queued before exit() resolves below, so it runs before the app's drain().
+      void supervised?.then((worker) => worker.leave())
       if (!this.stopped) this.table.closeAll(false)
       // A worker of `handover run`: its idle connections go to the supervisor, which passes them to a serving worker.
       if (parent.connections && !parent.hasExited) offerConnections(table, parent.connections)

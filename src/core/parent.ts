@@ -64,11 +64,17 @@ export interface Parent {
    */
   onUpgradeRequest(handler: () => Promise<{ pid: number }>): void
   /**
-   * What this process adds to each pong (protocol 2): figures only it knows,
+   * What this process adds to each pong (protocol 2; each call adds to the others): figures only it knows,
    * such as the requests its servers received. Pongs are answered whether
    * or not this is called.
    */
-  reportInPong(report: () => { requests?: number }): void
+  reportInPong(report: () => PongFigures): void
+  /**
+   * Who stops serving when the parent says pause (`handover run
+   * --keep-old`: a newer generation serves, this one stays for a rollback),
+   * and serves again when it says resume.
+   */
+  onPause(pause: () => void, resume: () => void): void
   /**
    * Present if the parent starts the next generation itself (the supervisor,
    * for all its workers at once): upgrade() asks it. Absent: this process
@@ -81,6 +87,13 @@ export interface Parent {
    * address outlives every worker). Absent: this process binds its own.
    */
   bind?(spec: BindSpec): OsSocket
+}
+
+/** What a worker adds to its pongs: counts only it knows. */
+export interface PongFigures {
+  requests?: number
+  responses?: number
+  serverErrors?: number
 }
 
 /** Opens the inherited channel and waits for the parent's hello; `requestFd` is set for a worker of `handover run`. */
@@ -145,7 +158,8 @@ class ParentLink implements Parent {
   private exitedFlag = false
   private handedOverFlag = false
   private upgradeHandler?: () => Promise<{ pid: number }>
-  private pongReport?: () => { requests?: number }
+  /** What each part of this process adds to a pong (the preload's request count, the response counts). */
+  private readonly pongReports: Array<() => PongFigures> = []
 
   constructor(protected readonly channel: Channel, hello: HelloMessage, readonly version: number) {
     this.pid = hello.parentPid
@@ -182,19 +196,32 @@ class ParentLink implements Parent {
     this.upgradeHandler = handler
   }
 
-  reportInPong(report: () => { requests?: number }): void {
-    this.pongReport = report
+  reportInPong(report: () => PongFigures): void {
+    this.pongReports.push(report)
+  }
+
+  onPause(pause: () => void, resume: () => void): void {
+    this.channel.on('message', (m: Message) => {
+      if (m.type === 'pause') pause()
+      else if (m.type === 'resume') resume()
+    })
   }
 
   private pong(id: number): void {
-    let figures: { requests?: number } = {}
-    try {
-      figures = this.pongReport?.() ?? {}
-    } catch {
-      // A figure that cannot be read is left out; the pong itself is what counts.
+    let figures: PongFigures = {}
+    for (const report of this.pongReports) {
+      try {
+        figures = { ...figures, ...report() }
+      } catch {
+        // A figure that cannot be read is left out; the pong itself is what counts.
+      }
     }
-    const requests = Number.isSafeInteger(figures.requests) && (figures.requests as number) >= 0 ? figures.requests : undefined
-    void this.channel.send({ type: 'pong', id, ...(requests !== undefined && { requests }) })
+    const counts: PongFigures = {}
+    for (const key of ['requests', 'responses', 'serverErrors'] as const) {
+      const value = figures[key]
+      if (Number.isSafeInteger(value) && (value as number) >= 0) counts[key] = value
+    }
+    void this.channel.send({ type: 'pong', id, ...counts })
   }
 
   /** Runs the deploy the parent passed on and tells it how it went, keeping this process alive meanwhile. */

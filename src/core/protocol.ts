@@ -183,11 +183,27 @@ export interface PongMessage {
   id: number
   /** HTTP requests its servers have received so far, where the preload counts them. */
   requests?: number
+  /** HTTP responses its servers have finished so far, and how many of them were 5xx (diagnostics_channel). */
+  responses?: number
+  serverErrors?: number
+}
+
+/**
+ * Protocol 2, supervisor to worker (`handover run --keep-old`): a newer
+ * generation serves; stop accepting and hand idle connections over, but stay
+ * (for a rollback) instead of draining. `resume`: serve again (a rollback).
+ */
+export interface PauseMessage {
+  type: 'pause'
+}
+
+export interface ResumeMessage {
+  type: 'resume'
 }
 
 export type Message =
   | HelloMessage | ReadyMessage | HandedOverMessage | RefusedMessage | DrainMessage | UpgradeRequestMessage | UpgradeResultMessage
-  | ConnectionMessage | AdoptedMessage | ProbeMessage | PingMessage | PongMessage
+  | ConnectionMessage | AdoptedMessage | ProbeMessage | PingMessage | PongMessage | PauseMessage | ResumeMessage
 
 /** This process's hello to a process it started: the sockets, the protocol range it speaks, and any TLS ticket keys. */
 export function helloMessage(sockets: TransferEntry[], ticketKeys?: Record<string, string>): HelloMessage {
@@ -234,6 +250,11 @@ function range(min: number, max: number): string {
   return min === max ? `version ${min}` : `versions ${min} to ${max}`
 }
 
+/** Absent, or a count. */
+function isCount(v: unknown): boolean {
+  return v === undefined || (Number.isSafeInteger(v) && (v as number) >= 0)
+}
+
 function isStrings(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((s) => typeof s === 'string')
 }
@@ -274,7 +295,8 @@ export function validateMessage(value: unknown): Message {
   if (m.type === 'drain' || m.type === 'upgrade-request') return m
   if (m.type === 'upgrade-result' && typeof m.ok === 'boolean') return m
   if (m.type === 'ping' && Number.isSafeInteger(m.id)) return m
-  if (m.type === 'pong' && Number.isSafeInteger(m.id) && (m.requests === undefined || (Number.isSafeInteger(m.requests) && m.requests >= 0))) return m
+  if (m.type === 'pong' && Number.isSafeInteger(m.id) && [m.requests, m.responses, m.serverErrors].every(isCount)) return m
+  if (m.type === 'pause' || m.type === 'resume') return m
   if (m.type === 'hello') {
     if (
       Number.isInteger(m.version) && Number.isInteger(m.parentPid) && Array.isArray(m.sockets) && m.sockets.every(isTransferEntry) &&

@@ -76,3 +76,11 @@ subscribe('net.server.socket', (message) => {
   const socket = (message as { socket: Socket & { server?: Server } }).socket
   if (socket.server) connectionsOf(socket.server).accept(socket)
 })
+
+/**
+ * Node's HTTP/1 server gives each connection a parser, and drops it when the
+ * connection is upgraded (WebSocket): such a socket is not an HTTP/1 one any more.
+ */
+export function speaksHttp1(socket: Socket): boolean {
+  return (socket as Socket & { parser?: unknown }).parser != null
+}

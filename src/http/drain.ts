@@ -1,10 +1,10 @@
 import type { Http2Session } from 'node:http2'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Server, type Socket } from 'node:net'
-import { connectionsOf, isTlsServer, type ServerConnections } from './connections.js'
+import { connectionsOf, isTlsServer, speaksHttp1, type ServerConnections } from './connections.js'
 import { announceDrain, hooksOwnLongLived } from './drain-hooks.js'
-import type * as Handoff from './handoff.js'
-import { handOffTargetFor, type HandOffTarget } from './handoff-targets.js'
+import { HandOver } from './hand-over.js'
+import { handOffTargetFor } from './handoff-targets.js'
 import type { LongLived } from './long-lived.js'
 import { HandoverError } from '../core/errors.js'
 import { resolveDrainOptions, type DrainOptions, type DrainSettings } from '../core/options.js'
@@ -27,8 +27,6 @@ export interface DrainResult {
   handedOver?: number
 }
 
-/** Connections handed over and not answered yet, at most: each holds an fd until its answer. */
-const MAX_IN_FLIGHT = 256
 
 const draining = new WeakMap<Server, Promise<DrainResult>>()
 
@@ -70,17 +68,8 @@ class Drain {
   private readonly noticed = new Map<Http2Session, number>()
   /** Asks long-lived connections to leave over the window, if there is one and no onDrain() hook owns them. */
   private leaving?: LongLived
-  /** Where idle HTTP/1 connections go, if they can be handed over (handoff-targets.ts). */
-  private target?: HandOffTarget
-  private handoff?: typeof Handoff
-  /** Connections handed over and not answered yet. */
-  private readonly sending = new Set<Socket>()
-  /** Connections that could not be handed over (declined, or never idle for the grace): closed as before. */
-  private readonly closeInstead = new Set<Socket>()
-  /** Since when each connection has been tried and found busy, for the fallback after idleGrace. */
-  private readonly busySince = new Map<Socket, number>()
-  private handedOver = 0
-  private refilling?: NodeJS.Immediate
+  /** Hands idle HTTP/1 connections over, where a target takes them (handoff-targets.ts). */
+  private handOver?: HandOver
   private poll?: NodeJS.Timeout
   private deadline?: NodeJS.Timeout
   private finish!: (result: DrainResult) => void
@@ -93,15 +82,11 @@ class Drain {
   ) {
     this.connections = connectionsOf(server)
     // Looked up before close(): the listening handle tells which socket the server serves.
-    if (settings.handOff && !isTlsServer(server)) this.target = handOffTargetFor(server)
-    // Loaded when a connection may move (import-graph.test.ts); until it is, sweeps hand nothing over.
-    if (this.target) {
-      import('./handoff.js').then((loaded) => {
-        this.handoff = loaded
-        this.sweep()
-      }, (err: Error) => {
+    const target = settings.handOff && !isTlsServer(server) ? handOffTargetFor(server) : undefined
+    if (target) {
+      this.handOver = new HandOver(target, settings.idleGrace, () => this.sweep(), (err) => {
         process.stderr.write(`handover: idle connections are closed, not handed over: ${err.message}\n`)
-        this.target = undefined
+        this.handOver = undefined
       })
     }
   }
@@ -113,7 +98,8 @@ class Drain {
     if (leaveWindow !== undefined && !hooksOwnLongLived()) this.startLeaving(leaveWindow, interval)
     // Only where the application listens: on an http2 server, a first
     // 'request' listener would switch on the compatibility API for every stream.
-    if (this.server.listenerCount('request') > 0) this.server.prependListener('request', this.target ? this.handOverAfter : this.announceClose)
+    if (this.handOver) this.handOver.attach(this.server)
+    else if (this.server.listenerCount('request') > 0) this.server.prependListener('request', this.announceClose)
     stopAccepting(this.server, () => this.end())
     signal?.addEventListener('abort', this.force, { once: true })
     this.deadline = setTimeout(this.force, timeout)
@@ -139,20 +125,6 @@ class Drain {
     if (req.httpVersionMajor === 1 && !res.headersSent) res.setHeader('Connection', 'close')
   }
 
-  /**
-   * With a hand-off target: a connection busy with a request moves once its
-   * response is out (the client is still waiting for it, so it has sent
-   * nothing since: the moment a back-to-back client is idle). One that
-   * could not move gets `Connection: close` as before.
-   */
-  private readonly handOverAfter = (req: IncomingMessage, res: ServerResponse): void => {
-    const socket = req.socket
-    if (this.closeInstead.has(socket)) return this.announceClose(req, res)
-    res.once('finish', () => {
-      if (!this.done) this.handOver(socket, Date.now())
-    })
-  }
-
   private sweep(): void {
     if (this.done) return
     const now = Date.now()
@@ -160,44 +132,12 @@ class Drain {
     this.leaving?.sweep(now)
     for (const session of this.connections.sessions) this.endSession(session, now)
     const httpSockets = isTlsServer(this.server) ? this.connections.secure : this.connections.accepted
+    const handOver = this.handOver
     for (const socket of httpSockets) {
-      if (!speaksHttp1(socket) || this.sending.has(socket)) continue
-      if (this.target && !this.closeInstead.has(socket)) this.handOver(socket, now)
+      if (!speaksHttp1(socket) || handOver?.isSending(socket)) continue
+      if (handOver && !handOver.closeInstead.has(socket)) handOver.offer(socket, now)
       else this.closeIfIdle(socket, now)
     }
-  }
-
-  /**
-   * Hands an idle HTTP/1 connection to the target; it stays this process's
-   * until the answer (and is taken back if the answer is no). A connection
-   * that is never idle for idleGrace (pipelining) is closed as before.
-   */
-  private handOver(socket: Socket, now: number): void {
-    const target = this.target as HandOffTarget
-    const handoff = this.handoff
-    if (!handoff || socket.destroyed || this.sending.has(socket) || this.closeInstead.has(socket)) return
-    // Bounded: each one in flight holds an fd; the next sweep or answer goes on.
-    if (target.inFlight >= MAX_IN_FLIGHT) return
-    const fd = handoff.detachIdle(socket)
-    if (fd === undefined) {
-      const since = this.busySince.get(socket)
-      if (since === undefined) this.busySince.set(socket, now)
-      else if (now - since >= this.settings.idleGrace) this.closeInstead.add(socket)
-      return
-    }
-    this.busySince.delete(socket)
-    this.sending.add(socket)
-    void target.send(fd).then((adopted) => {
-      this.sending.delete(socket)
-      if (adopted) {
-        this.handedOver++
-        handoff.releaseDetached(socket)
-        this.refill()
-      } else {
-        handoff.reattach(socket)
-        this.closeInstead.add(socket)
-      }
-    })
   }
 
   /** Announces the shutdown at once, and closes the session after the grace. */
@@ -226,15 +166,6 @@ class Drain {
     if (now - seen.since >= this.settings.idleGrace) socket.destroy()
   }
 
-  /** Half the room in flight is free again: the next batch goes now, not at the next sweep. */
-  private refill(): void {
-    if (this.done || this.refilling || (this.target as HandOffTarget).inFlight > MAX_IN_FLIGHT / 2) return
-    this.refilling = setImmediate(() => {
-      this.refilling = undefined
-      this.sweep()
-    })
-  }
-
   private readonly force = (): void => {
     if (this.done) return
     this.sweep()
@@ -254,14 +185,13 @@ class Drain {
     this.done = true
     clearInterval(this.poll)
     clearTimeout(this.deadline)
-    if (this.refilling) clearImmediate(this.refilling)
+    this.handOver?.stop(this.server)
     this.settings.signal?.removeEventListener('abort', this.force)
     this.server.removeListener('request', this.announceClose)
-    this.server.removeListener('request', this.handOverAfter)
     for (const socket of this.connections.accepted) this.counted.add(socket)
     const result: DrainResult = { graceful: this.counted.size - this.forced, forced: this.forced }
     if (this.settings.leaveWindow !== undefined) result.askedToLeave = this.leaving?.asked ?? 0
-    if (this.target) result.handedOver = this.handedOver
+    if (this.handOver) result.handedOver = this.handOver.handedOver
     this.finish(result)
   }
 }
@@ -286,14 +216,6 @@ function stopAccepting(server: Server, drained: () => void): void {
     if (own) Object.defineProperty(server, 'closeIdleConnections', own)
     else delete http.closeIdleConnections
   }
-}
-
-/**
- * Node's HTTP/1 server gives each connection a parser, and drops it when the
- * connection is upgraded (WebSocket): such a socket is left to the timeout.
- */
-function speaksHttp1(socket: Socket): boolean {
-  return (socket as Socket & { parser?: unknown }).parser != null
 }
 
 /** The response being written on the socket; Node's closeIdleConnections() reads the same field. */

@@ -94,7 +94,8 @@ export class Preload {
     })
     const opened = openInheritance(platformBackend(), DEFAULTS.parentTimeout).then((inheritance) => {
       preload.inheritance = inheritance
-      // `handover status` shows each worker's requests: its pongs carry the count.
+      // `handover status` shows each worker's requests: its pongs carry the count
+      // (the Upgrader adds the responses, for --max-error-rate).
       inheritance.parent?.reportInPong(() => ({ requests: preload.requests }))
       for (const resume of preload.waiting.splice(0)) resume()
     })
