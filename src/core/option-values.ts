@@ -198,3 +198,18 @@ export function checkName(name: string, option = 'name'): string {
   if (problem !== undefined) throw new HandoverError('ERR_INVALID_OPTION', `invalid ${option} ${JSON.stringify(name.slice(0, 100))}: ${problem}`)
   return name
 }
+
+/** A fraction from 0 to 1 (an error rate); undefined if absent. */
+export function fractionOption(name: string, v: unknown): number | undefined {
+  if (v === undefined) return undefined
+  if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw invalidOption(name, v, 'a fraction from 0 to 1 (0.05 is 5%)')
+  return v
+}
+
+/** A ready probe's path: `/` and then printable characters, no space (it goes on a request line as it is). */
+export function readyProbePath(name: string, v: unknown): string | undefined {
+  if (v === undefined) return undefined
+  if (typeof v !== 'string' || !/^\/[\x21-\x7e]{0,1999}$/.test(v)) throw invalidOption(name, v, 'a path such as /healthz (printable, no spaces)')
+  if (process.platform === 'win32') throw invalidOption(name, v, 'left out on Windows, where a process cannot probe its own server privately')
+  return v
+}

@@ -1,17 +1,21 @@
 import { resolve } from 'node:path'
+import { HandoverError } from './errors.js'
 import {
   booleanOption, checkName, checkObject, checkSignal, checkStrings, fileMode, functionOption, hostPortOption, integerOption, invalidOption, MAX_TIMEOUT,
-  msOption, msText, nonEmptyString, sizeOption, type HostPort,
+  msOption, msText, nonEmptyString, sizeOption, type HostPort, fractionOption, readyProbePath,
 } from './option-values.js'
 
 /**
  * Every option of the three products (the Upgrader, drain(), handover/register
  * and `handover run`), their defaults and the HANDOVER_* names, in one
  * place: each wait has one name and one default wherever it is set.
+ * It is longer than a file here usually is for that reason: splitting it by
+ * product would scatter the defaults again. The value checks themselves
+ * (what a millisecond, a size or a path may be) are in option-values.ts.
  */
 
 // The value checks, for code that reads option values itself (the CLI, the control socket).
-export { checkName, choiceText, hostPortText, MAX_TIMEOUT, msText, NAME_MAX, nameProblem, parseMs, sizeText, wordsText, type HostPort } from './option-values.js'
+export { checkName, choiceText, hostPortText, MAX_TIMEOUT, msText, NAME_MAX, nameProblem, parseMs, readyProbePath, sizeText, wordsText, type HostPort } from './option-values.js'
 
 /** Every default. */
 export const DEFAULTS = {
@@ -229,14 +233,6 @@ export function resolveUpgraderOptions(o: UpgraderOptions): UpgraderSettings {
     onEvent: functionOption('onEvent', o.onEvent),
     readyProbe: readyProbePath('readyProbe', o.readyProbe),
   }
-}
-
-/** A ready probe's path: `/` and then printable characters, no space (it goes on a request line as it is). */
-export function readyProbePath(name: string, v: unknown): string | undefined {
-  if (v === undefined) return undefined
-  if (typeof v !== 'string' || !/^\/[\x21-\x7e]{0,1999}$/.test(v)) throw invalidOption(name, v, 'a path such as /healthz (printable, no spaces)')
-  if (process.platform === 'win32') throw invalidOption(name, v, 'left out on Windows, where a process cannot probe its own server privately')
-  return v
 }
 
 /** readyTimeout, or its older name upgradeTimeout; both at once must agree. */
@@ -457,6 +453,29 @@ export interface SupervisorOptions {
   upgradeSignal?: UpgradeSignal
   /** Hand a draining worker's idle keep-alive connections to the serving workers (drain()'s handOff). Default true. */
   handOff?: boolean
+  /** A path every new worker's HTTP servers must answer with a 2xx before it counts as ready (HANDOVER_READY_PROBE in the workers). */
+  readyProbe?: string
+  /**
+   * Milliseconds the new workers serve beside the old generation after they
+   * are ready, before the cut-over. One that dies in it, or (with
+   * maxErrorRate) a generation whose 5xx rate is too high, fails the
+   * upgrade; the old generation never stopped. Default 0.
+   */
+  probation?: number
+  /** Start this many new workers first, serve them through the probation, then start the rest. Default: all at once. */
+  canary?: number
+  /**
+   * A fraction (0.05: 5%): in the probation, the new workers' share of 5xx
+   * answers must not exceed both this and the old generation's own share
+   * over the same time, or the upgrade fails (ERR_NOT_HEALTHY).
+   */
+  maxErrorRate?: number
+  /**
+   * Milliseconds a replaced generation is kept after a cut-over, paused
+   * (neither accepting nor exiting), so that rollback() can make it serve
+   * again at once. Default 0: it drains at once.
+   */
+  keepOld?: number
   /** Node flags for the workers, before the preload. Default: this process's execArgv. */
   execArgv?: string[]
   /** More Node flags for every worker, after execArgv (`--node-args "--import tsx"`). */
@@ -496,6 +515,11 @@ export interface SupervisorSettings {
   rolling: boolean
   upgradeSignal: UpgradeSignal
   handOff: boolean
+  readyProbe?: string
+  probation: number
+  canary?: number
+  maxErrorRate?: number
+  keepOld: number
   execArgv: string[]
   nodeArgs: string[]
   maxRss?: number
@@ -521,6 +545,7 @@ export function resolveSupervisorOptions(o: SupervisorOptions, cpus: () => numbe
   const pidFile = nonEmptyString('pidFile', o.pidFile)
   if (o.name !== undefined) checkName(String(o.name), 'name')
   if (o.logFormat !== undefined && o.logFormat !== 'text' && o.logFormat !== 'json') throw invalidOption('logFormat', o.logFormat, "'text' or 'json'")
+  checkSafeDeployOptions(o)
   return {
     script: resolve(cwd, o.script),
     args: checkStrings('args', o.args) ?? [],
@@ -534,6 +559,11 @@ export function resolveSupervisorOptions(o: SupervisorOptions, cpus: () => numbe
     rolling: booleanOption('rolling', o.rolling, false),
     upgradeSignal: upgradeSignalOption('upgradeSignal', o.upgradeSignal),
     handOff: booleanOption('handOff', o.handOff, true),
+    readyProbe: readyProbePath('readyProbe', o.readyProbe),
+    probation: msOption('probation', o.probation, DEFAULTS.probation, 0),
+    canary: o.canary === undefined ? undefined : integerOption('canary', o.canary, 0, 1, workers),
+    maxErrorRate: fractionOption('maxErrorRate', o.maxErrorRate),
+    keepOld: msOption('keepOld', o.keepOld, 0, 0),
     execArgv: checkStrings('execArgv', o.execArgv) ?? process.execArgv,
     nodeArgs: checkStrings('nodeArgs', o.nodeArgs) ?? [],
     maxRss: sizeOption('maxRss', o.maxRss),
@@ -551,13 +581,32 @@ export function resolveSupervisorOptions(o: SupervisorOptions, cpus: () => numbe
 }
 
 /**
+ * The combinations that cannot mean anything: a canary or an error-rate
+ * guard is judged during a probation, and --rolling never has a whole new
+ * generation beside the old one to judge, keep or roll back to.
+ */
+function checkSafeDeployOptions(o: SupervisorOptions): void {
+  const probation = typeof o.probation === 'number' && o.probation > 0
+  for (const name of ['canary', 'maxErrorRate'] as const) {
+    if (o[name] !== undefined && !probation) throw new HandoverError('ERR_INVALID_OPTION', `option ${name} needs a probation (probation > 0): it is judged during one`)
+  }
+  if (o.rolling === true) {
+    for (const name of ['probation', 'canary', 'maxErrorRate', 'keepOld'] as const) {
+      const value = o[name]
+      if (value !== undefined && value !== 0) throw new HandoverError('ERR_INVALID_OPTION', `option ${name} cannot be used with rolling: a rolling upgrade never has a whole new generation beside the old one`)
+    }
+  }
+}
+
+/**
  * A worker's environment: the supervisor's own settings removed, the
  * worker's drain set to give up a little before the supervisor kills it,
  * and the supervisor's upgrade signal (a worker asks the supervisor to
  * upgrade when it gets it).
  */
-export function workerEnv(env: NodeJS.ProcessEnv, settings: { drainTimeout: number; upgradeSignal: UpgradeSignal; handOff?: boolean }): NodeJS.ProcessEnv {
+export function workerEnv(env: NodeJS.ProcessEnv, settings: { drainTimeout: number; upgradeSignal: UpgradeSignal; handOff?: boolean; readyProbe?: string }): NodeJS.ProcessEnv {
   const out = { ...env }
+  if (settings.readyProbe !== undefined) out[ENV.readyProbe] = settings.readyProbe
   delete out[ENV.pidFile]
   out[ENV.drainTimeout] ??= String(Math.max(0, settings.drainTimeout - DEFAULTS.workerDrainMargin))
   out[ENV.upgradeSignal] = settings.upgradeSignal

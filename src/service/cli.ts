@@ -14,9 +14,12 @@ import type { HandoverError } from '../core/errors.js'
 const USAGE = `usage: handover run [options] <script> [script args...]   (handover run --help)
        handover upgrade [NAME | --socket PATH] [--timeout MS]
        handover status [NAME | --socket PATH] [--timeout MS] [--json]
+       handover rollback [NAME | --socket PATH]
        handover stop --pid PID [--timeout MS]
 
   upgrade    start the next generation; succeed once it serves
+  rollback   handover run --keep-old: the previous generation, kept paused,
+             serves again at once, and the current one drains
   status     what serves on the socket: a table of its workers (pid,
              generation, state, uptime, restarts, RSS, CPU%, requests where
              known); --json prints the server's whole JSON answer instead
@@ -39,7 +42,7 @@ const USAGE = `usage: handover run [options] <script> [script args...]   (handov
                       stop: give up waiting after MS (default 80000), exit 1
   -p, --pid PID       stop: the process to stop, e.g. --pid=\${MAINPID}
 
-upgrade prints the server's JSON answer, as status --json does. Exit status:
+upgrade and rollback print the server's JSON answer, as status --json does. Exit status:
 0 ok, 1 failed (the error code is on stderr, and in the answer with --json),
 2 usage error, 3 no answer in time.`
 
@@ -185,7 +188,8 @@ async function client(argv: string[]): Promise<number> {
   if (values['pid-file'] !== undefined) refusePidFile(values['pid-file'])
   const [command, ...extra] = positionals
   if (command === 'stop') return stop(values.pid, values.timeout, extra)
-  if (command !== 'upgrade' && command !== 'status') usage(command === undefined ? 'no command' : `unknown command ${JSON.stringify(command)}`)
+  if (command !== 'upgrade' && command !== 'status' && command !== 'rollback') usage(command === undefined ? 'no command' : `unknown command ${JSON.stringify(command)}`)
+  if (command === 'rollback' && values.timeout !== undefined) usage('rollback takes no --timeout: it answers at once')
   if (extra.length > 1) usage(`unexpected argument ${JSON.stringify(extra[1])}`)
   if (values.socket === '') usage('--socket takes a path')
   if (values.socket !== undefined && extra.length > 0) usage(`give a NAME or --socket PATH, not both (${JSON.stringify(extra[0])} and --socket ${values.socket})`)
@@ -197,7 +201,7 @@ async function client(argv: string[]): Promise<number> {
       socket = await findLiveSocket(name)
     } catch (err) {
       const e = err as HandoverError
-      if (values.json === true || command === 'upgrade') process.stdout.write(`${JSON.stringify({ ok: false, code: e.code, message: e.message })}\n`)
+      if (values.json === true || command !== 'status') process.stdout.write(`${JSON.stringify({ ok: false, code: e.code, message: e.message })}\n`)
       process.stderr.write(`handover: ${command} failed: ${e.code}: ${e.message}\n`)
       return 1
     }

@@ -10,6 +10,8 @@ export interface ControlTarget {
   readonly hasParent: boolean
   /** The supervisor's fuller status (workers, generation); the Upgrader has none. */
   status?(): object
+  /** The supervisor with --keep-old: the kept generation serves again; the Upgrader has none (ERR_UNSUPPORTED). */
+  rollback?(): Promise<{ pid: number }>
 }
 
 export type ControlAnswer =
@@ -33,6 +35,7 @@ interface FileIdentity {
  *   upgrade [timeout-ms]  -> {"ok":true,"pid":<new pid>} | {"ok":false,"code":..,"message":..}
  *                            (during another upgrade: queued, and answered
  *                            with the follow-up generation that includes it)
+ *   rollback              -> {"ok":true,"pid":..,"pids":[..],"generation":..} (handover run --keep-old)
  *   status                -> {"ok":true,"pid":<serving pid>,"hasParent":..}
  *                            plus socketPathMissing / socketPathReplaced: true
  *                            when the path no longer leads to this socket
@@ -211,7 +214,20 @@ async function run(line: string, target: ControlTarget, pathState: () => Record<
     }
     return upgrade(target, timeout)
   }
-  return badCommand(`unknown command ${JSON.stringify(line.slice(0, 80))}: use "upgrade [timeout-ms]" or "status"`)
+  if (command === 'rollback' && args.length === 0) return rollback(target)
+  return badCommand(`unknown command ${JSON.stringify(line.slice(0, 80))}: use "upgrade [timeout-ms]", "rollback" or "status"`)
+}
+
+async function rollback(target: ControlTarget): Promise<ControlAnswer> {
+  if (!target.rollback) {
+    return { ok: false, code: 'ERR_UNSUPPORTED', message: 'rollback needs handover run --keep-old: a single process does not keep its previous generation' }
+  }
+  try {
+    return { ...(await target.rollback()), ok: true }
+  } catch (err) {
+    const e = err as { code?: string; message?: string }
+    return { ok: false, code: e?.code ?? 'ERR_UNKNOWN', message: e?.message ?? String(err) }
+  }
 }
 
 async function upgrade(target: ControlTarget, timeout: number | undefined): Promise<ControlAnswer> {

@@ -84,6 +84,14 @@ export const events = {
     level: forced ? 'warn' : 'debug', event: 'worker-drained', fields: { ...who(w), ms, outcome: forced ? 'forced' : 'graceful' },
     message: forced ? `worker ${w.pid} was killed ${ms} ms into its drain (the drain timeout)` : `worker ${w.pid} drained in ${ms} ms`,
   }),
+  rolledBack: (from: number, to: number, pids: number[]): SupervisorEvent => ({
+    level: 'warn', event: 'rolled-back', fields: { from, generation: to, pids },
+    message: `rolled back from generation ${from} to generation ${to} (${pids.length} worker${pids.length === 1 ? '' : 's'}): it serves again, ${from} drains`,
+  }),
+  keptGeneration: (generation: number, ms: number): SupervisorEvent => ({
+    level: 'info', event: 'generation-kept', fields: { generation, ms },
+    message: `generation ${generation} is kept, paused, for ${ms} ms (handover rollback brings it back)`,
+  }),
   socketClosed: (key: string): SupervisorEvent => ({
     level: 'info', event: 'socket-closed', fields: { key }, message: `closed ${key}: no worker listens there any more`,
   }),

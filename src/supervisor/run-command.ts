@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import type { HandoverError } from '../core/errors.js'
 import {
-  checkName, choiceText, DEFAULTS, hostPortText, MAX_WORKERS, msText, sizeText, UPGRADE_SIGNALS, wordsText, type SupervisorOptions,
+  checkName, choiceText, DEFAULTS, hostPortText, MAX_WORKERS, msText, readyProbePath, sizeText, UPGRADE_SIGNALS, wordsText, type SupervisorOptions,
 } from '../core/options.js'
 import { parseCommandLine, UsageError, type FlagSpec } from '../service/args.js'
 import { typeScriptHint } from './node-args.js'
@@ -29,6 +29,20 @@ const ms = (min: number) => (text: string, flag: string): number => {
   }
 }
 
+/** A whole number from 1. */
+function countText(flag: string, text: string): number {
+  if (!/^[1-9]\d{0,3}$/.test(text)) throw new UsageError(`${flag} takes a number of workers, not ${JSON.stringify(text)}`)
+  return Number(text)
+}
+
+/** A fraction from 0 to 1, written 0.05 (or 5%). */
+function fractionText(flag: string, text: string): number {
+  const percent = /^(\d{1,3}(?:\.\d+)?)%$/.exec(text)
+  const value = percent ? Number(percent[1]) / 100 : /^(0(\.\d+)?|1(\.0+)?|\.\d+)$/.test(text) ? Number(text) : NaN
+  if (!(value >= 0 && value <= 1)) throw new UsageError(`${flag} takes a fraction from 0 to 1 (0.05, or 5%), not ${JSON.stringify(text)}`)
+  return value
+}
+
 /** Every flag of `handover run`, in the order the usage lists them. */
 const FLAGS: Record<string, Flag> = {
   workers: { short: 'w', value: '<n|max>', help: 'workers per generation (default 1; max = the CPUs this process may use: its affinity mask, capped by its cgroup CPU quota rounded up)' },
@@ -45,6 +59,11 @@ const FLAGS: Record<string, Flag> = {
       return t
     },
   },
+  'ready-probe': { key: 'readyProbe', value: '<path>', help: "each new worker must answer GET <path> with a 2xx (over a private connection to its own server) before it counts as ready", parse: (t, f) => readyProbePath(f, t) },
+  probation: { key: 'probation', value: '<ms>', help: 'the new workers serve beside the old ones this long before the cut-over; one that dies in it fails the upgrade (default 0)', parse: ms(0) },
+  canary: { key: 'canary', value: '<n>', help: 'start n new workers first, through the probation, then the rest', parse: (t, f) => countText(f, t) },
+  'max-error-rate': { key: 'maxErrorRate', value: '<fraction>', help: "in the probation, fail the upgrade if the new workers' share of 5xx exceeds this and the old ones' (e.g. 0.05)", parse: (t, f) => fractionText(f, t) },
+  'keep-old': { key: 'keepOld', value: '<ms>', help: 'keep a replaced generation this long, paused, for handover rollback (default 0: it drains at once)', parse: ms(0) },
   'no-hand-off': { help: "close a draining worker's idle keep-alive connections instead of handing them to the serving workers" },
   'node-args': { key: 'nodeArgs', value: '"<flags>"', help: 'Node flags for every worker, split as a shell would (nothing is run), e.g. "--import tsx"', parse: (t, f) => wordsText(f, t), dashValue: true },
   'max-rss': { key: 'maxRss', value: '<size>', help: 'replace a worker whose memory (RSS) is over this, e.g. 200M; its replacement is ready before it drains', parse: (t, f) => sizeText(f, t) },

@@ -8,7 +8,12 @@ export interface WorkerStatus {
   generation: number
   /** Its place in the generation, from 0 (the log prefix counts from 1: w1). */
   slot: number
-  state: WorkerState | 'restarting'
+  /**
+   * Its process state, or where it is in a deploy: `probation` (a new
+   * generation serving beside the old one before the cut-over), `kept`
+   * (a replaced generation, paused for a rollback), `restarting`.
+   */
+  state: WorkerState | 'restarting' | 'probation' | 'kept'
   startedAt: string
   /** Workers this slot has had replaced outside upgrades (crashes, --max-rss, --watchdog). */
   restarts: number
@@ -31,12 +36,13 @@ export interface SupervisorStatus {
   workers: WorkerStatus[]
 }
 
-/** What `handover status` answers: the serving slots first, then the workers still draining. */
+/** What `handover status` answers: the serving slots first, then a generation starting (or in its probation), one kept, and the workers still draining. */
 export function supervisorStatus(generations: Generations, figures: (pid: number) => WorkerFigures | undefined, name?: string): SupervisorStatus {
   const describe = (w: Worker, restarts: number): WorkerStatus => {
     const f = figures(w.pid)
+    const state = w.state === 'ready' && w.phase ? w.phase : w.state
     return {
-      pid: w.pid, generation: w.generation, slot: w.slot, state: w.state, startedAt: new Date(w.startedAt).toISOString(), restarts,
+      pid: w.pid, generation: w.generation, slot: w.slot, state, startedAt: new Date(w.startedAt).toISOString(), restarts,
       ...(f?.rss !== undefined && { rss: f.rss }),
       ...(f?.cpu !== undefined && { cpu: Math.round(f.cpu * 10) / 10 }),
       ...(w.requests !== undefined && { requests: w.requests }),
@@ -50,6 +56,8 @@ export function supervisorStatus(generations: Generations, figures: (pid: number
       ...(slot.restarting && { state: 'restarting' as const }),
     })
   }
+  for (const w of generations.incoming) workers.push(describe(w, 0))
+  for (const w of generations.keptWorkers) workers.push(describe(w, 0))
   for (const w of generations.draining) workers.push(describe(w, 0))
   return { ok: true, pid: process.pid, ...(name !== undefined && { name }), generation: generations.current, workers }
 }

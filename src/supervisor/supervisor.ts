@@ -76,6 +76,10 @@ export class Supervisor {
     this.generations = new Generations({
       workers: options.workers,
       drainTimeout: options.drainTimeout,
+      probation: options.probation,
+      canary: options.canary,
+      maxErrorRate: options.maxErrorRate,
+      keepOld: options.keepOld,
       spawn: (generation, slot) => this.spawnWorker(generation, slot),
       get stopping() {
         return supervisor.stopping !== undefined
@@ -142,6 +146,24 @@ export class Supervisor {
     }
   }
 
+  /**
+   * Makes the generation kept by --keep-old serve again, within
+   * milliseconds (its workers only resume accepting), and the current one
+   * drain as an old one would: its idle connections go to the kept
+   * generation's workers. Rejects with ERR_NO_ROLLBACK when none is kept,
+   * ERR_UPGRADE_IN_PROGRESS during an upgrade, ERR_STOPPED once stopping.
+   */
+  async rollback(): Promise<GenerationResult> {
+    if (this.stopping) throw new HandoverError('ERR_STOPPED', 'the supervisor is stopping')
+    if (this.upgrading) throw new HandoverError('ERR_UPGRADE_IN_PROGRESS', 'an upgrade is in progress: roll back once it has settled')
+    const from = this.generations.current
+    const result = this.generations.rollBack()
+    this.metrics.setWorkers(this.generations.serving)
+    notify({ STATUS: statusLine(this.generations) })
+    this.events.emit(events.rolledBack(from, result.generation, result.pids))
+    return result
+  }
+
   /** --shutdown-delay, in ms. */
   get shutdownDelay(): number {
     return this.options.shutdownDelay
@@ -159,7 +181,7 @@ export class Supervisor {
     if (this.stopping) return Promise.reject(new HandoverError('ERR_STOPPED', 'the supervisor is stopping'))
     if (this.upgrading) {
       if (!options.queue) return Promise.reject(new HandoverError('ERR_UPGRADE_IN_PROGRESS', 'an upgrade is already in progress'))
-      this.events.emit(events.upgradeQueued(this.generations.current + 1, this.followUp.waiting + 1))
+      this.events.emit(events.upgradeQueued(this.generations.latest, this.followUp.waiting + 1))
       return this.followUp.join(options.signal)
     }
     notify({ RELOADING: 1, MONOTONIC_USEC: monotonicUsec() })
@@ -225,6 +247,8 @@ export class Supervisor {
       this.probes?.setReady(false, 'stopping')
       this.monitor?.stop()
       this.generations.cancelRestarts()
+      // A kept generation's time is up: it drains with the rest.
+      this.generations.releaseKept()
       const workers = [...this.live]
       for (const w of workers) (w.state === 'starting' ? w.kill() : w.drain(this.options.drainTimeout))
       await Promise.all(workers.map((w) => w.exited))
@@ -310,8 +334,9 @@ export class Supervisor {
    */
   private closeUnusedSockets(): void {
     const used = new Set<string>()
-    for (const slot of this.generations.slots) {
-      const keys = slot.worker.keys
+    // A kept generation may serve again (a rollback): its sockets stay too.
+    for (const worker of [...this.generations.slots.map((s) => s.worker), ...this.generations.keptWorkers]) {
+      const keys = worker.keys
       if (keys === undefined) return
       for (const key of keys) used.add(key)
     }
@@ -326,8 +351,10 @@ export class Supervisor {
         return { pid: pids[0], pids, generation }
       },
       status: () => this.status(),
-      // `handover rollback` (another issue) is answered here too: a rollback()
-      // beside upgrade() that starts the previous release's generation.
+      rollback: async () => {
+        const { pids, generation } = await this.rollback()
+        return { pid: pids[0], pids, generation }
+      },
     }
   }
 }

@@ -37,6 +37,17 @@ export class Worker {
   readonly requested = new Set<string>()
   /** HTTP requests it has received, as its last pong said (protocol 2, under the preload). */
   requests?: number
+  /** HTTP responses its servers finished, and how many were 5xx, as its last pong said. */
+  responses?: number
+  serverErrors?: number
+  /**
+   * Where it is in a deploy, beside its process state: in the probation of
+   * its generation, or kept (paused) after a newer one took over
+   * (--keep-old). Status shows it.
+   */
+  phase?: 'probation' | 'kept'
+  /** Those waiting for its next pong (refresh()). */
+  private readonly pongWaiters: Array<() => void> = []
   /** Milliseconds its last ping took to be answered: how late its event loop runs. */
   pingRoundTrip?: number
   /** When it was told to drain (Date.now()), for the drain's duration. */
@@ -61,7 +72,7 @@ export class Worker {
       sockets: options.sockets.map((s) => ({ ...s, activated: true })),
       onMessage: (m: Message) => {
         if (m.type === 'upgrade-request' && worker) options.onUpgradeRequest(worker, m.queue === true)
-        else if (m.type === 'pong' && worker) worker.pong(m.id, m.requests)
+        else if (m.type === 'pong' && worker) worker.pong(m.id, m)
       },
     })
     worker = new Worker(successor, options.generation, options.slot)
@@ -138,11 +149,40 @@ export class Worker {
     return 0
   }
 
-  private pong(id: number, requests: number | undefined): void {
+  private pong(id: number, figures: { requests?: number; responses?: number; serverErrors?: number }): void {
     if (this.outstanding?.id !== id) return
     this.pingRoundTrip = performance.now() - this.outstanding.sentAt
     this.outstanding = undefined
-    if (requests !== undefined) this.requests = requests
+    if (figures.requests !== undefined) this.requests = figures.requests
+    if (figures.responses !== undefined) this.responses = figures.responses
+    if (figures.serverErrors !== undefined) this.serverErrors = figures.serverErrors
+    for (const resolve of this.pongWaiters.splice(0)) resolve()
+  }
+
+  /**
+   * Its counts as of now: a ping, and its pong (bounded by `timeout` ms).
+   * Resolves with whatever is known by then; at once from a worker that
+   * does not speak protocol 2.
+   */
+  async refresh(timeout = 1_000): Promise<void> {
+    if (this.state !== 'ready' || this.successor.version < 2) return
+    const answered = new Promise<void>((resolve) => this.pongWaiters.push(resolve))
+    this.heartbeat()
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([answered, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))])
+    clearTimeout(timer)
+  }
+
+  /** --keep-old: a newer generation serves; stop accepting, hand idle connections over, stay (protocol 2). */
+  pause(): void {
+    this.phase = 'kept'
+    if (this.state === 'ready' && this.successor.version >= 2) this.send({ type: 'pause' })
+  }
+
+  /** A rollback: serve again. */
+  resume(): void {
+    this.phase = undefined
+    if (this.state === 'ready' && this.successor.version >= 2) this.send({ type: 'resume' })
   }
 
   /** Tells the worker to drain and exit; kills it if it is still alive after `timeout` ms. */

@@ -150,6 +150,34 @@ describe('handover run', () => {
     for (const [options, pattern] of bad) expect(() => resolveSupervisorOptions({ script: 'a.js', ...options }), JSON.stringify(options)).toThrow(invalid(pattern))
   })
 
+  it('safe deploys: defaults, values, and the combinations that cannot mean anything', () => {
+    const o = resolveSupervisorOptions({ script: 'app.js' })
+    expect(o).toMatchObject({ probation: 0, keepOld: 0 })
+    expect(o.readyProbe).toBeUndefined()
+    expect(o.canary).toBeUndefined()
+    expect(o.maxErrorRate).toBeUndefined()
+    const full = resolveSupervisorOptions({ script: 'a.js', workers: 4, readyProbe: '/healthz?deep=1', probation: 5000, canary: 1, maxErrorRate: 0.05, keepOld: 60_000 })
+    expect(full).toMatchObject({ readyProbe: '/healthz?deep=1', probation: 5000, canary: 1, maxErrorRate: 0.05, keepOld: 60_000 })
+    expect(workerEnv({}, { drainTimeout: 1000, upgradeSignal: 'SIGHUP', readyProbe: '/ok' })[ENV.readyProbe]).toBe('/ok')
+    const bad: Array<[Partial<SupervisorOptions>, RegExp]> = [
+      [{ readyProbe: 'healthz' }, /^option readyProbe must be a path such as \/healthz/],
+      [{ readyProbe: '/a b' }, /^option readyProbe/],
+      [{ probation: -1 }, /^option probation/],
+      [{ probation: 1000, maxErrorRate: 1.5 }, /^option maxErrorRate must be a fraction from 0 to 1/],
+      [{ probation: 1000, maxErrorRate: Number.NaN }, /^option maxErrorRate/],
+      [{ workers: 2, probation: 1000, canary: 3 }, /^option canary must be/],
+      [{ workers: 2, probation: 1000, canary: 0 }, /^option canary must be/],
+      [{ canary: 1 }, /^option canary needs a probation/],
+      [{ maxErrorRate: 0.1, probation: 0 }, /^option maxErrorRate needs a probation/],
+      [{ keepOld: -5 }, /^option keepOld/],
+      [{ rolling: true, probation: 1000 }, /^option probation cannot be used with rolling/],
+      [{ rolling: true, keepOld: 1000 }, /^option keepOld cannot be used with rolling/],
+    ]
+    for (const [options, pattern] of bad) expect(() => resolveSupervisorOptions({ script: 'a.js', ...options }), JSON.stringify(options)).toThrow(invalid(pattern))
+    // 0 is the default, so it is no conflict.
+    expect(resolveSupervisorOptions({ script: 'a.js', rolling: true, probation: 0, keepOld: 0 }).rolling).toBe(true)
+  })
+
   it('service names: what a control socket may be called', () => {
     for (const good of ['api', 'my-app.v2', '_x', '9', 'a'.repeat(64)]) expect(nameProblem(good), good).toBeUndefined()
     for (const bad of ['', 'a'.repeat(65), 'a/b', 'a\\b', '..', '.', '-x', '.hidden', 'a b', 'é']) expect(nameProblem(bad), bad).toBeDefined()
