@@ -2,6 +2,7 @@
 // (and a heading, for an anchor), the README stays short, and a code block
 // that shows an example file is that file byte for byte, so the docs cannot
 // drift from code that test/examples.test.ts (or the systemd lane) runs.
+import { execFileSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -105,5 +106,12 @@ describe('the examples the docs show', () => {
         expect(runner.includes(file) || (runner.includes(dir) && runner.includes(`'${name}'`)), `${file} is not run by test/examples.test.ts`).toBe(true)
       }
     }
+  })
+
+  it("docs/api.md's handover run options are `handover run --help`'s, line for line", () => {
+    const help = execFileSync(process.execPath, [join(ROOT, 'dist/bin.js'), 'run', '--help'], { encoding: 'utf8' })
+    const options = help.split('\n').filter((l) => l.startsWith('  -'))
+    const block = codeBlocks(read('docs/api.md')).find((b) => b.startsWith('handover run [options]'))
+    expect(block?.split('\n').filter((l) => l.startsWith('  -'))).toEqual(options)
   })
 })

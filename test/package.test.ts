@@ -321,7 +321,7 @@ describe('the packed tarball', () => {
     const chunks = tarballFiles.filter((f) => /^dist\/chunks\/[^/]+\.js$/.test(f))
     expect(chunks.length).toBeGreaterThan(0)
     // Only the modules loaded with import(), which keep readable paths of their own (scripts/build-dist.mjs).
-    expect(tarballFiles.filter((f) => /^dist\/(core|http)\/.*\.js$/.test(f))).toEqual(['dist/http/handoff.js', 'dist/http/long-lived.js'])
+    expect(tarballFiles.filter((f) => /^dist\/(core|http|api)\/.*\.js$/.test(f))).toEqual(['dist/api/supervised.js', 'dist/http/handoff.js', 'dist/http/long-lived.js'])
   })
 
   it('npm pack says on stderr which platforms it carries, and which it does not and why', () => {

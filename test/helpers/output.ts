@@ -11,9 +11,13 @@ export class OutputLines {
   closed = false
   private waiters: Array<() => void> = []
 
-  constructor(child: ChildProcess) {
+  constructor(child: ChildProcess, onLine?: (line: string) => void) {
     const collect = (chunk: Buffer): void => {
-      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') this.lines.push(line)
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (line === '') continue
+        this.lines.push(line)
+        onLine?.(line)
+      }
       this.wake()
     }
     child.stdout?.on('data', collect)

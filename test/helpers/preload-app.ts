@@ -30,7 +30,12 @@ export class PreloadApp {
     })
     this.serving = this.process.pid as number
     started.add(this.serving)
-    this.output = new OutputLines(this.process)
+    // Every pid the app or handover prints is a generation this test
+    // started, tracked even when the test fails before reading its line.
+    this.output = new OutputLines(this.process, (line) => {
+      const pid = /^(?:listening |handover: upgraded to pid )(\d+)/.exec(line)?.[1]
+      if (pid) started.add(Number(pid))
+    })
   }
 
   /** The pid serving now, as far as the handover lines tell; every pid set here is killed after the test. */
