@@ -72,7 +72,7 @@ export class Fixture {
    */
   static async start(env, options = {}) {
     const [command, ...args] = [...(options.launcher ?? []), options.node ?? process.execPath, options.script ?? FIXTURE]
-    const child = spawn(command, args, {
+    const child = await spawnRetryingUnderWine(command, args, {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: options.detached ?? false,
@@ -306,5 +306,25 @@ function tail(file, feed) {
     const text = readFileSync(file, 'utf8')
     if (text.length > offset) feed(text.slice(offset))
     offset = text.length
+  }
+}
+
+/**
+ * spawn(), tried again (up to 3 times, 250 ms apart) when it throws
+ * `spawn UNKNOWN`: Wine's CreateProcess now and then fails that way for no
+ * reason it reports (seen once in a CI run, at the test's own start of a
+ * fixture, 45 ms in). Only under Wine (Windows' node.exe) and only that
+ * code: on Linux, or for any other error, the first failure is the answer.
+ * @param {string} command @param {string[]} args @param {import('node:child_process').SpawnOptions} options
+ */
+async function spawnRetryingUnderWine(command, args, options) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return spawn(command, args, options)
+    } catch (err) {
+      if (process.platform !== 'win32' || err?.code !== 'UNKNOWN' || attempt >= 3) throw err
+      process.stderr.write(`fixture: spawn UNKNOWN under Wine, attempt ${attempt}; trying again\n`)
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
   }
 }
