@@ -88,6 +88,7 @@ describe('handover run: probation', () => {
     expect(failed.answer).toMatchObject({ ok: false, code: 'ERR_CHILD_EXITED' })
     expect(failed.answer?.message).toMatch(/during the 2000 ms probation/)
     expect(load.samples.at(-1)?.body).toMatch(/ r0$/)
+    console.log(`safe-deploys crash in probation: ${load.samples.length} requests, ${load.failures.length} failed, longest gap ${load.longestGap()} ms`)
     expect(load.longestGap()).toBeLessThan(1_000)
     expect(load.failures.length).toBeLessThanOrEqual(Math.ceil(load.samples.length / 100))
   })
@@ -118,6 +119,7 @@ describe('handover run: probation', () => {
     // One canary of two new workers: only it answered for the flaky release.
     expect(s.lines.filter((l) => /^listening \d+ flaky/.test(l))).toHaveLength(1)
     const serverErrors = load.samples.filter((x) => x.status === 500).length
+    console.log(`safe-deploys canary: rolled back ${took} ms after the upgrade was asked; the client saw ${serverErrors} 5xx of ${load.samples.length} requests (${(100 * serverErrors / load.samples.length).toFixed(2)}%); ${failed.answer?.message}`)
     expect(serverErrors / load.samples.length).toBeLessThan(0.05)
     expect(load.samples.filter((x) => x.error !== undefined)).toEqual([])
     expect(load.samples.at(-1)?.body).toMatch(/ r0$/)
@@ -145,6 +147,8 @@ describe('handover run: --keep-old and handover rollback', () => {
       const back = await controlCli('rollback', '--socket', socket)
       expect(back).toMatchObject({ status: 0, answer: { ok: true, generation: 1 } })
       await waitUntil(() => load.samples.some((x) => x.t > asked && x.body?.endsWith(' r0')), 1_000, 'r0 to answer again')
+      const firstBack = load.samples.find((x) => x.t > asked && x.body?.endsWith(' r0'))
+      console.log(`safe-deploys rollback: the command answered in ${back.answer?.ms ?? '?'} ms (supervisor), the kept release answered a client ${firstBack ? firstBack.t - asked : '?'} ms after the CLI started`)
       await new Promise((r) => setTimeout(r, 500))
       const settled = Date.now()
       await new Promise((r) => setTimeout(r, 700))

@@ -322,7 +322,7 @@ async function spawnRetryingUnderWine(command, args, options) {
     try {
       return spawn(command, args, options)
     } catch (err) {
-      if (process.platform !== 'win32' || err?.code !== 'UNKNOWN' || attempt >= 3) throw err
+      if (process.platform !== 'win32' || /** @type {NodeJS.ErrnoException} */ (err).code !== 'UNKNOWN' || attempt >= 3) throw err
       process.stderr.write(`fixture: spawn UNKNOWN under Wine, attempt ${attempt}; trying again\n`)
       await new Promise((resolve) => setTimeout(resolve, 250))
     }
