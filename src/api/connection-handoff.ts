@@ -1,7 +1,7 @@
 import type { Server } from 'node:net'
 import type { ConnectionPort } from '../core/connection-port.js'
 import type { SocketTable } from '../core/listeners.js'
-import { isTlsServer } from '../http/connections.js'
+import { connectionsOf, isTlsServer, speaksHttp1 } from '../http/connections.js'
 import type * as Handoff from '../http/handoff.js'
 import { registerHandOffTargets } from '../http/handoff-targets.js'
 import { listeningFd, serverListeningOn } from '../http/listening.js'
@@ -19,8 +19,8 @@ function isPlainHttp(server: Server): boolean {
   return server instanceof http.Server && !isTlsServer(server)
 }
 
-/** The server serving `key` here, if it is one that can adopt. */
-function adopterFor(table: SocketTable, key: string): Server | undefined {
+/** The server serving `key` here, if it is one that can adopt (and so whose connections can move). */
+export function adopterFor(table: SocketTable, key: string): Server | undefined {
   for (const fd of table.listenerFdsOf(key)) {
     const server = serverListeningOn(fd)
     if (server && isPlainHttp(server)) return server
@@ -43,6 +43,26 @@ export function serversOn(table: SocketTable): Server[] {
 /** The keys on which this process takes connections handed over: said in its ready. */
 export function adoptableKeys(table: SocketTable): string[] {
   return table.keys().filter((key) => adopterFor(table, key) !== undefined)
+}
+
+/**
+ * The connections that could be handed over, by socket key: those of the
+ * plain HTTP/1 servers still speaking HTTP/1 (not a WebSocket). A server on
+ * several keys is counted under its first: a balanced worker sheds by
+ * server. For the supervisor's balancing, once a second at most.
+ */
+export function movableCounts(table: SocketTable): Record<string, number> {
+  const counts: Record<string, number> = {}
+  const seen = new Set<Server>()
+  for (const key of table.keys()) {
+    const server = adopterFor(table, key)
+    if (!server || seen.has(server)) continue
+    seen.add(server)
+    let n = 0
+    for (const socket of connectionsOf(server).accepted) if (!socket.destroyed && speaksHttp1(socket)) n++
+    counts[key] = n
+  }
+  return counts
 }
 
 /**

@@ -59,6 +59,10 @@ export const DEFAULTS = {
   sampleInterval: 1_000,
   /** The shortest --watchdog (ms): a worker's loop may be busy a moment without being hung. */
   minWatchdog: 100,
+  /** ms between the supervisor's looks at how its workers' connections are spread (balancer.ts). */
+  balanceInterval: 1_000,
+  /** ms a worker told to shed connections tries to (each must come idle between two requests): under balanceInterval, so that the next look sees the result. */
+  shedWindow: 800,
 } as const
 
 /**
@@ -453,6 +457,8 @@ export interface SupervisorOptions {
   upgradeSignal?: UpgradeSignal
   /** Hand a draining worker's idle keep-alive connections to the serving workers (drain()'s handOff). Default true. */
   handOff?: boolean
+  /** Move idle keep-alive connections from a worker over its fair share to the least-loaded ones (balancer.ts). Default true. */
+  balance?: boolean
   /** A path every new worker's HTTP servers must answer with a 2xx before it counts as ready (HANDOVER_READY_PROBE in the workers). */
   readyProbe?: string
   /**
@@ -515,6 +521,7 @@ export interface SupervisorSettings {
   rolling: boolean
   upgradeSignal: UpgradeSignal
   handOff: boolean
+  balance: boolean
   readyProbe?: string
   probation: number
   canary?: number
@@ -559,6 +566,7 @@ export function resolveSupervisorOptions(o: SupervisorOptions, cpus: () => numbe
     rolling: booleanOption('rolling', o.rolling, false),
     upgradeSignal: upgradeSignalOption('upgradeSignal', o.upgradeSignal),
     handOff: booleanOption('handOff', o.handOff, true),
+    balance: booleanOption('balance', o.balance, true),
     readyProbe: readyProbePath('readyProbe', o.readyProbe),
     probation: msOption('probation', o.probation, DEFAULTS.probation, 0),
     canary: o.canary === undefined ? undefined : integerOption('canary', o.canary, 0, 1, workers),

@@ -75,6 +75,8 @@ export interface Parent {
    * and serves again when it says resume.
    */
   onPause(pause: () => void, resume: () => void): void
+  /** Who hands `count` idle connections on socket `key` over when the supervisor says shed (balancing across workers). */
+  onShed(shed: (key: string, count: number) => void): void
   /**
    * Present if the parent starts the next generation itself (the supervisor,
    * for all its workers at once): upgrade() asks it. Absent: this process
@@ -94,6 +96,8 @@ export interface PongFigures {
   requests?: number
   responses?: number
   serverErrors?: number
+  /** Open connections that could be handed over, by socket key (balancing). */
+  open?: Record<string, number>
 }
 
 /** Opens the inherited channel and waits for the parent's hello; `requestFd` is set for a worker of `handover run`. */
@@ -207,6 +211,10 @@ class ParentLink implements Parent {
     })
   }
 
+  onShed(shed: (key: string, count: number) => void): void {
+    this.channel.on('message', (m: Message) => m.type === 'shed' && shed(m.key, m.count))
+  }
+
   private pong(id: number): void {
     let figures: PongFigures = {}
     for (const report of this.pongReports) {
@@ -221,6 +229,7 @@ class ParentLink implements Parent {
       const value = figures[key]
       if (Number.isSafeInteger(value) && (value as number) >= 0) counts[key] = value
     }
+    if (figures.open) counts.open = figures.open
     void this.channel.send({ type: 'pong', id, ...counts })
   }
 

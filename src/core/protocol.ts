@@ -186,6 +186,25 @@ export interface PongMessage {
   /** HTTP responses its servers have finished so far, and how many of them were 5xx (diagnostics_channel). */
   responses?: number
   serverErrors?: number
+  /**
+   * Its open connections that could be handed over (plain HTTP/1, not
+   * upgraded), by socket key: what the supervisor balances (balancer.ts).
+   * Absent from older releases, which are then not balanced.
+   */
+  open?: Record<string, number>
+}
+
+/**
+ * Protocol 2, supervisor to worker (`handover run`, balancing): hand `count`
+ * of your idle HTTP/1 connections on socket `key` over, through the
+ * supervisor, to the least-loaded worker. Sent only to a worker whose pongs
+ * report `open`, so an older release never gets one. A newer one replaces
+ * the one before for that key.
+ */
+export interface ShedMessage {
+  type: 'shed'
+  key: string
+  count: number
 }
 
 /**
@@ -203,7 +222,7 @@ export interface ResumeMessage {
 
 export type Message =
   | HelloMessage | ReadyMessage | HandedOverMessage | RefusedMessage | DrainMessage | UpgradeRequestMessage | UpgradeResultMessage
-  | ConnectionMessage | AdoptedMessage | ProbeMessage | PingMessage | PongMessage | PauseMessage | ResumeMessage
+  | ConnectionMessage | AdoptedMessage | ProbeMessage | PingMessage | PongMessage | PauseMessage | ResumeMessage | ShedMessage
 
 /** This process's hello to a process it started: the sockets, the protocol range it speaks, and any TLS ticket keys. */
 export function helloMessage(sockets: TransferEntry[], ticketKeys?: Record<string, string>): HelloMessage {
@@ -255,6 +274,11 @@ function isCount(v: unknown): boolean {
   return v === undefined || (Number.isSafeInteger(v) && (v as number) >= 0)
 }
 
+/** Absent, or counts by key. */
+function isCountTable(v: unknown): boolean {
+  return v === undefined || (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((c) => c !== undefined && isCount(c)))
+}
+
 function isStrings(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((s) => typeof s === 'string')
 }
@@ -295,7 +319,8 @@ export function validateMessage(value: unknown): Message {
   if (m.type === 'drain' || m.type === 'upgrade-request') return m
   if (m.type === 'upgrade-result' && typeof m.ok === 'boolean') return m
   if (m.type === 'ping' && Number.isSafeInteger(m.id)) return m
-  if (m.type === 'pong' && Number.isSafeInteger(m.id) && [m.requests, m.responses, m.serverErrors].every(isCount)) return m
+  if (m.type === 'pong' && Number.isSafeInteger(m.id) && [m.requests, m.responses, m.serverErrors].every(isCount) && isCountTable(m.open)) return m
+  if (m.type === 'shed' && typeof m.key === 'string' && Number.isSafeInteger(m.count) && m.count > 0) return m
   if (m.type === 'pause' || m.type === 'resume') return m
   if (m.type === 'hello') {
     if (

@@ -65,6 +65,7 @@ const FLAGS: Record<string, Flag> = {
   'max-error-rate': { key: 'maxErrorRate', value: '<fraction>', help: "in the probation, fail the upgrade if the new workers' share of 5xx exceeds this and the old ones' (e.g. 0.05)", parse: (t, f) => fractionText(f, t) },
   'keep-old': { key: 'keepOld', value: '<ms>', help: 'keep a replaced generation this long, paused, for handover rollback (default 0: it drains at once)', parse: ms(0) },
   'no-hand-off': { help: "close a draining worker's idle keep-alive connections instead of handing them to the serving workers" },
+  'no-balance': { help: "leave each worker the keep-alive connections it accepted, however uneven (default: move idle ones from a worker over 1.1x its fair share to the least-loaded)" },
   'node-args': { key: 'nodeArgs', value: '"<flags>"', help: 'Node flags for every worker, split as a shell would (nothing is run), e.g. "--import tsx"', parse: (t, f) => wordsText(f, t), dashValue: true },
   'max-rss': { key: 'maxRss', value: '<size>', help: 'replace a worker whose memory (RSS) is over this, e.g. 200M; its replacement is ready before it drains', parse: (t, f) => sizeText(f, t) },
   watchdog: { key: 'watchdog', value: '<ms>', help: `kill and replace a worker whose event loop has not answered for this long (at least ${DEFAULTS.minWatchdog})`, parse: ms(DEFAULTS.minWatchdog) },
@@ -111,6 +112,7 @@ export function parseRunArgs(argv: string[]): SupervisorOptions & { help?: boole
   if (values['log-prefix'] === true && values['no-log-prefix'] === true) throw new UsageError('give --log-prefix or --no-log-prefix, not both')
   if (values['no-log-prefix'] === true) options.logPrefix = false
   if (values['no-hand-off'] === true) options.handOff = false
+  if (values['no-balance'] === true) options.balance = false
   for (const [name, flag] of Object.entries(FLAGS)) {
     const v = values[name]
     if (flag.key === undefined || v === undefined || v === false) continue

@@ -12,6 +12,7 @@ import type { ControlTarget } from '../service/control-socket.js'
 import { noMetrics, type MetricsRecorder } from '../service/metrics-recorder.js'
 import type { ProbeServer } from '../service/probes.js'
 import { monotonicUsec, notify } from '../service/systemd.js'
+import { Balancer } from './balancer.js'
 import { ConnectionRouter } from './connection-router.js'
 import { claimControlSocket, type ClaimedControl } from './control-path.js'
 import { availableCpus } from './cpu-count.js'
@@ -57,6 +58,7 @@ export class Supervisor {
   private closeMetrics?: () => Promise<void>
   private probes?: ProbeServer
   private monitor?: WorkerMonitor
+  private balancer?: Balancer
   /** With --log-prefix: one relay per output, shared by every worker, so their lines never mix. */
   private readonly relays?: { stdout: LogRelay; stderr: LogRelay }
   /** Worker output still being relayed: stop() lets it finish before it resolves. */
@@ -120,6 +122,15 @@ export class Supervisor {
         generations: supervisor.generations, metrics: supervisor.metrics, events: supervisor.events,
         sampleInterval: DEFAULTS.sampleInterval, maxRss: resolved.maxRss, watchdog: resolved.watchdog,
       })
+      if (resolved.balance) {
+        const { generations } = supervisor
+        supervisor.balancer = new Balancer({
+          workers: () => generations.slots.map((s) => s.worker),
+          // The drain moves connections during an upgrade; a replacement changes who serves.
+          busy: () => supervisor.upgrading !== undefined || supervisor.stopping !== undefined || generations.incoming.length > 0 || generations.slots.some((s) => s.isReplacing),
+          interval: DEFAULTS.balanceInterval,
+        })
+      }
       supervisor.metrics.setWorkers(supervisor.generations.serving)
       supervisor.probes?.setReady(true)
       notify({ READY: 1, MAINPID: process.pid, STATUS: statusLine(supervisor.generations) })
@@ -246,6 +257,7 @@ export class Supervisor {
       notify({ STOPPING: 1 })
       this.probes?.setReady(false, 'stopping')
       this.monitor?.stop()
+      this.balancer?.stop()
       this.generations.cancelRestarts()
       // A kept generation's time is up: it drains with the rest.
       this.generations.releaseKept()

@@ -41,6 +41,12 @@ export class Worker {
   responses?: number
   serverErrors?: number
   /**
+   * Its open connections that can be handed over, by socket key, as its
+   * last pong said, and corrected since by the router for each one moved
+   * to or from it. Undefined from an older release: it is not balanced.
+   */
+  open?: Record<string, number>
+  /**
    * Where it is in a deploy, beside its process state: in the probation of
    * its generation, or kept (paused) after a newer one took over
    * (--keep-old). Status shows it.
@@ -149,13 +155,14 @@ export class Worker {
     return 0
   }
 
-  private pong(id: number, figures: { requests?: number; responses?: number; serverErrors?: number }): void {
+  private pong(id: number, figures: { requests?: number; responses?: number; serverErrors?: number; open?: Record<string, number> }): void {
     if (this.outstanding?.id !== id) return
     this.pingRoundTrip = performance.now() - this.outstanding.sentAt
     this.outstanding = undefined
     if (figures.requests !== undefined) this.requests = figures.requests
     if (figures.responses !== undefined) this.responses = figures.responses
     if (figures.serverErrors !== undefined) this.serverErrors = figures.serverErrors
+    if (figures.open !== undefined) this.open = { ...figures.open }
     for (const resolve of this.pongWaiters.splice(0)) resolve()
   }
 
@@ -177,6 +184,20 @@ export class Worker {
   pause(): void {
     this.phase = 'kept'
     if (this.state === 'ready' && this.successor.version >= 2) this.send({ type: 'pause' })
+  }
+
+  /**
+   * Balancing: hand `count` idle connections on socket `key` to the other
+   * workers. Only to a worker whose pongs count its connections: a release
+   * that does not would not know the message.
+   */
+  shed(key: string, count: number): void {
+    if (this.state === 'ready' && this.open !== undefined && count > 0) this.send({ type: 'shed', key, count })
+  }
+
+  /** The router moved a connection on `key` to (+1) or from (-1) it: its count until the next pong says. */
+  moved(key: string, delta: number): void {
+    if (this.open) this.open[key] = Math.max(0, (this.open[key] ?? 0) + delta)
   }
 
   /** A rollback: serve again. */

@@ -19,6 +19,8 @@ describe('validateMessage', () => {
       { type: 'handed-over' }, { type: 'drain' }, { type: 'upgrade-request' },
       { type: 'upgrade-result', ok: false, code: 'ERR_STOPPED' },
       { type: 'ping', id: 1 }, { type: 'pong', id: 1 }, { type: 'pong', id: 2, requests: 0 }, { type: 'pong', id: 3, requests: 1234 },
+      { type: 'pong', id: 4, open: {} }, { type: 'pong', id: 5, open: { 'tcp :80': 30, 'tcp :81': 0 } },
+      { type: 'shed', key: 'tcp :80', count: 3 },
     ]
     for (const m of good) expect(validateMessage(m), JSON.stringify(m)).toBe(m)
   })
@@ -30,6 +32,8 @@ describe('validateMessage', () => {
       { type: 'refused', code: 1, message: '' }, { type: 'upgrade-result' },
       { type: 'ping' }, { type: 'ping', id: '1' }, { type: 'ping', id: 1.5 }, { type: 'pong' }, { type: 'pong', id: 1, requests: -1 },
       { type: 'pong', id: 1, requests: 1.5 }, { type: 'pong', id: 1, requests: '3' },
+      { type: 'pong', id: 1, open: [3] }, { type: 'pong', id: 1, open: { k: -1 } }, { type: 'pong', id: 1, open: { k: '3' } }, { type: 'pong', id: 1, open: null },
+      { type: 'shed', key: 'k' }, { type: 'shed', key: 'k', count: 0 }, { type: 'shed', key: 1, count: 2 }, { type: 'shed', key: 'k', count: 1.5 },
       { type: 'hello', version: 1, parentPid: 1, sockets: [{ key: 'k', network: 'sctp', address: 'x' }] },
       { type: 'hello', version: 1, parentPid: 1, sockets: [{ key: 'k', network: 'tcp', address: 'x', fd: '4' }] },
       { type: 'hello', version: 1, parentPid: 1, sockets: {} },
