@@ -37,6 +37,8 @@ export const ENTRY_POINTS = {
   'backend/posix': 'src/backend/posix.ts',
   'backend/win': 'src/backend/win.ts',
   'service/control-socket': 'src/service/control-socket.ts',
+  // handover/register's control socket: where it goes (shared with handover run, which imports it at once).
+  'service/control-claim': 'src/service/control-claim.ts',
   'supervisor/run-command': 'src/supervisor/run-command.ts',
   'http/long-lived': 'src/http/long-lived.ts',
   'http/handoff': 'src/http/handoff.ts',

@@ -295,6 +295,7 @@ describe('the packed tarball', () => {
       'dist/backend/posix.js',
       'dist/backend/win.js',
       'dist/service/control-socket.js',
+      'dist/service/control-claim.js',
       'native/posix/sockets.cc',
       'native/win/sockets.cc',
       'native/addon.h',

@@ -121,6 +121,25 @@ export class Upgrader {
     return Upgrader.assemble(inheritance, resolved)
   }
 
+  /**
+   * For handover/register: claims a control socket after forPreload(), with
+   * `claim` given this Upgrader's socket table. Call it before ready(), or
+   * ready() closes an inherited control socket as unclaimed; ready() serves
+   * it (at once if ready() already ran). A stop() meanwhile closes it again.
+   */
+  async claimControl<T extends { server: ControlServer }>(claim: (table: SocketTable) => Promise<T | undefined>): Promise<T | undefined> {
+    this.assertUsable('claimControl')
+    const claimed = await claim(this.table)
+    if (!claimed) return undefined
+    if (this.stopped) {
+      if (!this.successor) this.table.closeAll(this.isLast())
+      return undefined
+    }
+    this.control = claimed.server
+    if (this.isReady) claimed.server.serve(this, this.exitPromise)
+    return claimed
+  }
+
   private static assemble(inheritance: Inheritance, resolved: UpgraderSettings): Upgrader {
     const { backend, parent, activated } = inheritance
     const table = new SocketTable(backend, resolved.cwd, { inherited: parent?.sockets, activated, bind: parent?.bind?.bind(parent) })
@@ -314,12 +333,17 @@ export class Upgrader {
     if (!this.successor) {
       // A new generation that never became ready is not the last one: its
       // parent still serves on these paths.
-      const last = !this.parent || this.isReady || this.parent.hasExited
+      const last = this.isLast()
       if (last) this.notifier.stopping()
       this.table.closeAll(last)
       if (last && this.options.pidFile !== undefined) removeOwnPidFile(this.options.pidFile)
     }
     this.resolveExit()
+  }
+
+  /** Without a successor: whether this generation is the last (its files are its to remove). */
+  private isLast(): boolean {
+    return !this.parent || this.isReady || this.parent.hasExited
   }
 
   /** Resolves once the parent process has exited; at once if there is none. */

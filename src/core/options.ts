@@ -102,6 +102,10 @@ export const ENV = {
   upgradeSignal: 'HANDOVER_UPGRADE_SIGNAL',
   /** `0` starts new generations without Node's compile cache. */
   compileCache: 'HANDOVER_COMPILE_CACHE',
+  /** handover/register's control socket: a path, or `0` (also `off`) for none. Default: <runtime dir>/<HANDOVER_NAME>.sock. */
+  controlSocket: 'HANDOVER_CONTROL_SOCKET',
+  /** handover/register's service name: its control socket is <runtime dir>/<name>.sock. Default: the script's base name. */
+  name: 'HANDOVER_NAME',
 
   /** The channel to the parent (the previous generation or the supervisor): its fd. Read by every release since the first. */
   channel: 'HANDOVER_CONTROL',
@@ -379,6 +383,13 @@ export interface PreloadSettings {
   readyProbe?: string
   /** HANDOVER_PROBATION, ms: the Upgrader's probation. Default 0. */
   probation: number
+  /**
+   * HANDOVER_CONTROL_SOCKET: the control socket's path (resolved), or
+   * false (`0`, `off`, `false`) for none. Undefined: <runtime dir>/<name>.sock.
+   */
+  controlSocket?: string | false
+  /** HANDOVER_NAME: the name of the default control socket. Undefined: the script's base name. */
+  name?: string
 }
 
 export function readPreloadSettings(env: NodeJS.ProcessEnv = process.env): PreloadSettings {
@@ -399,6 +410,19 @@ export function readPreloadSettings(env: NodeJS.ProcessEnv = process.env): Prelo
     handOff: switchText(ENV.handOff, env[ENV.handOff], true),
     readyProbe: readyProbePath(ENV.readyProbe, env[ENV.readyProbe] || undefined),
     probation: ms(ENV.probation, DEFAULTS.probation, 0),
+    controlSocket: preloadControlSocket(env[ENV.controlSocket] || undefined),
+    name: env[ENV.name] ? checkName(env[ENV.name] as string, ENV.name) : undefined,
+  }
+}
+
+/** HANDOVER_CONTROL_SOCKET: `0`/`off`/`false` for none, else a path (relative to the working directory). */
+function preloadControlSocket(text: string | undefined): string | false | undefined {
+  if (text === undefined) return undefined
+  if (['0', 'off', 'false'].includes(text)) return false
+  try {
+    return resolve(controlSocketPath(text) as string)
+  } catch {
+    throw invalidOption(ENV.controlSocket, text, 'a unix socket path, or 0 for none')
   }
 }
 

@@ -67,6 +67,8 @@ export class Preload {
     },
     serving: () => void this.ensureUpgrader(),
   })
+  /** Settles once the control socket is claimed, or not: ready() waits for it, since it must claim an inherited one first. */
+  private control: Promise<unknown> = Promise.resolve()
   private markReady!: () => void
   /** Resolves once ready() has succeeded. */
   private readonly ready = new Promise<void>((resolve) => (this.markReady = resolve))
@@ -120,6 +122,7 @@ export class Preload {
       this.upgrader = Upgrader.forPreload(this.inheritance!, { pidFile, readyTimeout, readyProbe, probation, cwd: this.cwd, onEvent: sayEvent })
       this.signals = new ProcessSignals(this.upgrader, this.settings, (force) => this.retire(force), this.ready, () => this.threads.blocker())
       warnIfClamped(this.settings)
+      this.control = openControlSocket(this.upgrader, this.settings)
       void this.upgrader.exit().then(() => {
         this.exiting = true
         if (this.signals?.shutdownIsTheApps) return
@@ -267,7 +270,7 @@ export class Preload {
   private sayReady(): void {
     const upgrader = this.upgrader
     if (!upgrader) return
-    upgrader.ready().then(this.markReady, (err: HandoverError) => process.stderr.write(`handover: ready() failed: ${err.code}: ${err.message}\n`))
+    this.control.then(() => upgrader.ready()).then(this.markReady, (err: HandoverError) => process.stderr.write(`handover: ready() failed: ${err.code}: ${err.message}\n`))
   }
 
   private retiring?: Promise<void>
@@ -290,6 +293,42 @@ export class Preload {
     })()
     return this.retiring
   }
+}
+
+/** The socket-table name the control socket is held under: a new generation finds the inherited one by it, whatever its path. */
+const CONTROL_SOCKET_NAME = 'handover-control'
+
+/**
+ * The control socket `handover status|upgrade [name]` finds (unless
+ * HANDOVER_CONTROL_SOCKET=0): HANDOVER_CONTROL_SOCKET's path, else
+ * <runtime dir>/<HANDOVER_NAME or the script's name>.sock, with the rules
+ * of `handover run`'s (service/control-claim.ts). Loaded and claimed in the
+ * background while the app starts; a new generation takes its parent's. A
+ * worker of `handover run` has none: the supervisor's is the service's.
+ * Never fails the app: what goes wrong is said once on stderr.
+ */
+function openControlSocket(upgrader: Upgrader, settings: PreloadSettings): Promise<unknown> {
+  const { controlSocket, name } = settings
+  if (controlSocket === false || upgrader.isSupervised) return Promise.resolve()
+  // Said by the first generation only: each new one would say the same.
+  const say = (line: string): void => void (upgrader.hasParent || process.stderr.write(`handover: ${line}\n`))
+  const claiming = upgrader.claimControl(async (table) => {
+    const { claimControlSocket } = await import('../service/control-claim.js')
+    return claimControlSocket(table, {
+      path: controlSocket,
+      name,
+      script: process.argv[1] ?? '',
+      mode: DEFAULTS.controlSocketMode,
+      tableName: CONTROL_SOCKET_NAME,
+      noSocket: (err) => say(`no control socket: ${err.code}: ${err.message} (set HANDOVER_NAME or HANDOVER_CONTROL_SOCKET, or HANDOVER_CONTROL_SOCKET=0 for none)`),
+      renamed: (wanted, unique) => say(`another server already answers as ${wanted}: this one is ${unique} (set HANDOVER_NAME to choose)`),
+      nameTaken: (taken, path) => `another server already answers as ${taken} (${path}): set HANDOVER_NAME to another name`,
+    })
+  })
+  return claiming.then((claimed) => {
+    // The last generation's socket file goes when it exits however it does (stop() removes it only without a successor).
+    if (claimed) process.once('exit', () => upgrader.stop())
+  }, (err: HandoverError) => say(`no control socket: ${err.code ?? 'ERR_UNKNOWN'}: ${err.message}`))
 }
 
 /** The Upgrader's own doings, one line each on stderr, as the signals' are. */

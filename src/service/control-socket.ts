@@ -71,19 +71,26 @@ export class ControlServer {
    * umask that leaves exactly `mode`: no moment with wider permissions, and
    * nothing to chmod afterwards. An inherited socket's file is not touched:
    * the path may have been deleted since (a tmp cleaner), or replaced by a
-   * symlink whose target a chmod by path would change.
+   * symlink whose target a chmod by path would change. With `name`, the
+   * socket table holds it under that name (ListenOptions.name): a later
+   * generation finds the inherited socket by it whatever its path was.
    */
-  static claim(table: SocketTable, path: string, mode: number): ControlServer {
+  static claim(table: SocketTable, path: string, mode: number, name?: string): ControlServer {
     const previous = process.umask(~mode & 0o777)
     let listener: Listener
     try {
-      listener = table.listen('unix', path, false)
+      listener = table.listen('unix', path, false, name)
     } finally {
       process.umask(previous)
     }
     // Fresh: the file just bound. Inherited: the socket file found at the path, if any.
     const st = lstatOrUndefined(listener.path as string)
     return new ControlServer(listener, st?.isSocket() ? { dev: st.dev, ino: st.ino } : undefined)
+  }
+
+  /** The path it listens on: an inherited socket's own, which a `name` may have found under another path. */
+  get path(): string {
+    return this.listener.path as string
   }
 
   /** Starts answering, from ready() on, until the process hands over or stops. */

@@ -1,5 +1,6 @@
 // The one options module (src/core/options.ts): every default, every
 // environment name and every check, in milliseconds, without processes.
+import { resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import {
   checkName, controlSocketPath, DEFAULTS, ENV, listenName, nameProblem, readPreloadSettings, resolveDrainOptions, resolveSupervisorOptions as resolveWith,
@@ -81,14 +82,14 @@ describe('handover/register', () => {
   it('reads its settings from the environment, with the defaults of the API', () => {
     expect(readPreloadSettings({})).toEqual({
       pidFile: undefined, readyTimeout: DEFAULTS.readyTimeout, drainTimeout: DEFAULTS.drainTimeout, exitGrace: DEFAULTS.exitGrace, upgradeSignal: 'SIGHUP',
-      leaveWindow: DEFAULTS.leaveWindow, leaveWindowSet: false, handOff: true, readyProbe: undefined, probation: 0,
+      leaveWindow: DEFAULTS.leaveWindow, leaveWindowSet: false, handOff: true, readyProbe: undefined, probation: 0, controlSocket: undefined, name: undefined,
     })
     const s = readPreloadSettings({
       [ENV.pidFile]: '/run/a.pid', [ENV.readyTimeout]: '1500', [ENV.drainTimeout]: '0', [ENV.exitGrace]: '10', [ENV.upgradeSignal]: 'SIGUSR2', [ENV.leaveWindow]: '2000',
     })
     expect(s).toEqual({
       pidFile: '/run/a.pid', readyTimeout: 1500, drainTimeout: 0, exitGrace: 10, upgradeSignal: 'SIGUSR2', leaveWindow: 2000, leaveWindowSet: true, handOff: true,
-      readyProbe: undefined, probation: 0,
+      readyProbe: undefined, probation: 0, controlSocket: undefined, name: undefined,
     })
     expect(readPreloadSettings({ [ENV.readyProbe]: '/healthz', [ENV.probation]: '2000' })).toMatchObject({ readyProbe: '/healthz', probation: 2000 })
     expect(() => readPreloadSettings({ [ENV.readyProbe]: 'healthz' })).toThrow(invalid(/^option HANDOVER_READY_PROBE must be a path such as \/healthz/))
@@ -96,6 +97,19 @@ describe('handover/register', () => {
     expect(() => readPreloadSettings({ [ENV.handOff]: 'maybe' })).toThrow(invalid(/^option HANDOVER_HAND_OFF must be 1 or 0/))
     expect(readPreloadSettings({ [ENV.leaveWindow]: 'off' })).toMatchObject({ leaveWindow: undefined, leaveWindowSet: true })
     expect(() => readPreloadSettings({ [ENV.upgradeSignal]: 'SIGUSR1' })).toThrow(invalid(/^option HANDOVER_UPGRADE_SIGNAL must be one of SIGHUP, SIGUSR2/))
+  })
+
+  it('the control socket: a path (resolved), 0/off/false for none, or HANDOVER_NAME for <runtime dir>/<name>.sock', () => {
+    expect(ENV.controlSocket).toBe('HANDOVER_CONTROL_SOCKET')
+    expect(ENV.name).toBe('HANDOVER_NAME')
+    expect(readPreloadSettings({ [ENV.controlSocket]: '/run/app/control.sock' }).controlSocket).toBe('/run/app/control.sock')
+    expect(readPreloadSettings({ [ENV.controlSocket]: 'control.sock' }).controlSocket).toBe(resolve('control.sock'))
+    for (const off of ['0', 'off', 'false']) expect(readPreloadSettings({ [ENV.controlSocket]: off }).controlSocket, off).toBe(false)
+    expect(readPreloadSettings({ [ENV.controlSocket]: '' }).controlSocket).toBeUndefined()
+    expect(() => readPreloadSettings({ [ENV.controlSocket]: '@abstract' })).toThrow(invalid(/^option HANDOVER_CONTROL_SOCKET must be a unix socket path, or 0 for none/))
+    expect(readPreloadSettings({ [ENV.name]: 'api' }).name).toBe('api')
+    expect(readPreloadSettings({ [ENV.name]: '' }).name).toBeUndefined()
+    expect(() => readPreloadSettings({ [ENV.name]: '../etc' })).toThrow(invalid(/^invalid HANDOVER_NAME "\.\.\/etc"/))
   })
 
   it('HANDOVER_UPGRADE_TIMEOUT is still read; HANDOVER_READY_TIMEOUT wins', () => {
