@@ -481,7 +481,7 @@ export interface SupervisorOptions {
   upgradeSignal?: UpgradeSignal
   /** Hand a draining worker's idle keep-alive connections to the serving workers (drain()'s handOff). Default true. */
   handOff?: boolean
-  /** Move idle keep-alive connections from a worker over its fair share to the least-loaded ones (balancer.ts). Default true. */
+  /** Move idle keep-alive connections from a worker over its fair share to the least-loaded ones (balancer.ts). Default true; always off with handOff: false. */
   balance?: boolean
   /** A path every new worker's HTTP servers must answer with a 2xx before it counts as ready (HANDOVER_READY_PROBE in the workers). */
   readyProbe?: string
@@ -590,7 +590,8 @@ export function resolveSupervisorOptions(o: SupervisorOptions, cpus: () => numbe
     rolling: booleanOption('rolling', o.rolling, false),
     upgradeSignal: upgradeSignalOption('upgradeSignal', o.upgradeSignal),
     handOff: booleanOption('handOff', o.handOff, true),
-    balance: booleanOption('balance', o.balance, true),
+    // Balancing moves connections through the hand-off: off with it.
+    balance: booleanOption('balance', o.balance, true) && booleanOption('handOff', o.handOff, true),
     readyProbe: readyProbePath('readyProbe', o.readyProbe),
     probation: msOption('probation', o.probation, DEFAULTS.probation, 0),
     canary: o.canary === undefined ? undefined : integerOption('canary', o.canary, 0, 1, workers),

@@ -192,6 +192,13 @@ describe('handover run', () => {
     expect(resolveSupervisorOptions({ script: 'a.js', rolling: true, probation: 0, keepOld: 0 }).rolling).toBe(true)
   })
 
+  it('balance: on by default, off with --no-balance, and off with the hand-off it moves connections through', () => {
+    expect(resolveSupervisorOptions({ script: 'a.js' }).balance).toBe(true)
+    expect(resolveSupervisorOptions({ script: 'a.js', balance: false }).balance).toBe(false)
+    expect(resolveSupervisorOptions({ script: 'a.js', handOff: false }).balance).toBe(false)
+    expect(() => resolveSupervisorOptions({ script: 'a.js', balance: 'no' as never })).toThrow(invalid(/^option balance must be true or false/))
+  })
+
   it('service names: what a control socket may be called', () => {
     for (const good of ['api', 'my-app.v2', '_x', '9', 'a'.repeat(64)]) expect(nameProblem(good), good).toBeUndefined()
     for (const bad of ['', 'a'.repeat(65), 'a/b', 'a\\b', '..', '.', '-x', '.hidden', 'a b', 'é']) expect(nameProblem(bad), bad).toBeDefined()
