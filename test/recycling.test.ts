@@ -88,7 +88,8 @@ describe('--watchdog', () => {
       // The bound the issue asks for: found (a ping unanswered for the watchdog), killed, and a new worker ready.
       expect(elapsed).toBeLessThanOrEqual(2.5 * watchdog)
       const silent = await s.waitForLine(new RegExp(`^handover: worker ${hung.pid} has not answered for (\\d+) ms \\(--watchdog\\): killing it$`))
-      expect(Number(silent[1])).toBeGreaterThan(watchdog)
+      // The line rounds the wait (2000.4 ms says 2000); the kill itself needs a wait over the watchdog.
+      expect(Number(silent[1])).toBeGreaterThanOrEqual(watchdog)
       await s.waitForLine(new RegExp(`^handover: worker ${hung.pid} \\(watchdog\\) exited with signal SIGKILL, restarting in 100 ms$`))
       expect(after.workers.find((w) => w.slot === hung.slot && w.state === 'ready')).toMatchObject({ restarts: 1, restartReason: 'watchdog' })
       expect(after.workers.find((w) => w.slot === other.slot)).toMatchObject({ pid: other.pid, restarts: 0 })
