@@ -148,7 +148,7 @@ describe('handover run: --keep-old and handover rollback', () => {
       expect(back).toMatchObject({ status: 0, answer: { ok: true, generation: 1 } })
       await waitUntil(() => load.samples.some((x) => x.t > asked && x.body?.endsWith(' r0')), 1_000, 'r0 to answer again')
       const firstBack = load.samples.find((x) => x.t > asked && x.body?.endsWith(' r0'))
-      console.log(`safe-deploys rollback: the command answered in ${back.answer?.ms ?? '?'} ms (supervisor), the kept release answered a client ${firstBack ? firstBack.t - asked : '?'} ms after the CLI started`)
+      console.log(`safe-deploys rollback: handover rollback exited after ${back.elapsed} ms; the kept release answered a client ${firstBack ? firstBack.t - asked : '?'} ms after the command started`)
       await new Promise((r) => setTimeout(r, 500))
       const settled = Date.now()
       await new Promise((r) => setTimeout(r, 700))
