@@ -11,9 +11,14 @@ import { HandoverError } from './errors.js'
  *
  * Version 2 adds a generation passing a deploy it could not run on to the
  * next one (upgrade-request, and upgrade-result back), connections
- * moving between processes (ready's `adopts`, connection and adopted), and
- * the supervisor's heartbeat (ping, and pong back). A message of a version
- * is sent only to a peer that chose it.
+ * moving between processes (ready's `adopts`, connection and adopted), the
+ * supervisor's heartbeat (ping, and pong back, with the worker's counts:
+ * requests, responses and 5xx for --max-error-rate, movable connections for
+ * balancing), pause and resume (--keep-old) and shed (balancing). A message
+ * of a version is sent only to a peer that chose it; a pong field a worker
+ * does not send means it does not count that (the supervisor then leaves
+ * it out of the error-rate guard and of balancing). The first release to
+ * land speaks 1 only: everything of version 2 came in one round.
  */
 export const protocolVersions: VersionRange = { min: 1, max: 2 }
 
