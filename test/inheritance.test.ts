@@ -111,3 +111,36 @@ function dgramFd(socket: dgram.Socket): number {
   if (typeof fd !== 'number') throw new Error('no fd found for the dgram socket')
   return fd
 }
+
+describe('a parent that hands over and passes a deploy on in one write', () => {
+  // A generation that handed over passes a deploy it could not run to its
+  // successor right after the handed-over line; read in one chunk, the two
+  // reach the successor in one turn of its loop. It must know it has been
+  // handed over by the time it reads the request (it failed with
+  // ERR_PARENT_NOT_EXITED, "has not handed over yet", twice in a CI run).
+  it('the successor runs the deploy: the hand-off counts before the request after it', async () => {
+    const port = await freePort()
+    let newPid: number | undefined
+    const result = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no upgrade-result within 20 s')), 20_000)
+      void runWithInheritance({ HANDOVER_CONTROL: '3', FIXTURE_NETWORK: 'tcp4', FIXTURE_ADDRESS: `127.0.0.1:${port}` }, ['ignore', 'pipe', 'pipe', 'pipe'], (c) => {
+        c.write(hello([], { version: 1, versions: [1, 2] }))
+        createInterface({ input: c }).on('line', (line) => {
+          const m = JSON.parse(line) as Record<string, unknown>
+          if (m.type === 'ready') c.write('{"type":"handed-over"}\n{"type":"upgrade-request","id":7,"queue":true}\n')
+          if (m.type === 'upgrade-result') {
+            clearTimeout(timer)
+            newPid = (m.pids as number[] | undefined)?.[0]
+            resolve(m)
+          }
+        })
+      })
+    })
+    try {
+      expect(result).toMatchObject({ type: 'upgrade-result', id: 7, ok: true })
+      expect(newPid).toBeGreaterThan(0)
+    } finally {
+      if (newPid) process.kill(newPid, 'SIGKILL')
+    }
+  })
+})

@@ -179,7 +179,10 @@ class ParentLink implements Parent {
       else channel.once('close', done)
     })
     this.handedOver = this.when('handed-over')
-    void this.handedOver.then(() => (this.handedOverFlag = true))
+    // Set in the turn the line is read, not a microtask later: the parent
+    // passes a deploy on right after it, and read in one chunk, the request
+    // is handled in the same turn and must find this generation handed over.
+    channel.on('message', (m: Message) => m.type === 'handed-over' && (this.handedOverFlag = true))
     channel.on('message', (m: Message) => m.type === 'upgrade-request' && this.answerUpgradeRequest(m.id))
     // The heartbeat: answered from this event loop, so a blocked loop answers late or never.
     channel.on('message', (m: Message) => m.type === 'ping' && this.pong(m.id))
