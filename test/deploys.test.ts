@@ -17,7 +17,7 @@ import { killSupervised, Supervised } from './helpers/supervisor.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'handover-deploys-'))
 afterEach(async () => {
-  killAllFixtures()
+  await killAllFixtures()
   killPreloadApps()
   await killSupervised()
 })
