@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { afterAll } from 'vitest'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -93,6 +94,8 @@ async function startPreload(port: number, handOff: boolean, env: NodeJS.ProcessE
 }
 
 const controlDir = mkdtempSync(join(tmpdir(), 'handover-deploy-'))
+// Removed after the test file that imported this: its supervisors, and their sockets, are gone by then.
+afterAll(() => rmSync(controlDir, { recursive: true, force: true }))
 
 async function startRun(port: number, handOff: boolean, env: NodeJS.ProcessEnv): Promise<Deployment> {
   const socket = join(controlDir, `ctl-${Math.random().toString(36).slice(2)}.sock`)
